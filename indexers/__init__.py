@@ -1,0 +1,1 @@
+"""Kafka -> Elasticsearch bulk writer, index templates, 5-day retention, search by number."""

@@ -1,0 +1,1 @@
+"""faust-streaming agents: correlate messages into calls and registrations, KPIs, anomaly alerts."""
