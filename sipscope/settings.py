@@ -6,6 +6,7 @@ One class per concern; every field documented. Nested fields use ``__``, e.g.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/sipscope")
+    return Path.home() / ".local" / "state" / "sipscope"
 
 
 class KafkaSettings(BaseModel):
@@ -44,9 +51,25 @@ class NumberingSettings(BaseModel):
     """International call prefix stripped before E.164 digits (``0061...`` -> ``61...``)."""
 
 
+class CaptureSettings(BaseModel):
+    compression: str = "zstd"
+    """Kafka producer compression (zstd, lz4, snappy, gzip, none)."""
+    linger_ms: int = 20
+    """Producer batching delay."""
+    message_timeout_ms: int = 10000
+    """How long the producer retries a record before it counts as undeliverable and goes to the spool."""
+    spool_dir: Path = Field(default_factory=lambda: _default_state_dir() / "spool")
+    """Disk queue used while Kafka is unreachable; replayed in order when it returns."""
+    spool_max_bytes: int = 1 << 30
+    """Bound of the disk spool; records beyond it are counted as dropped (``sipscope_spool_dropped_total``)."""
+    sip_ports: list[int] = [5060, 5061, 5080]
+    """Ports treated as SIP by the capture filters (live BPF filter, pcap fast path)."""
+
+
 class StackSettings(BaseModel):
-    state_dir: Path = Path.home() / ".local" / "state" / "sipscope"
-    """Data, logs and pid files of the local stack."""
+    state_dir: Path = Field(default_factory=lambda: _default_state_dir())
+    """Data, logs and pid files of the local stack (``/var/lib/sipscope`` as root, so the unprivileged
+    Elasticsearch user can reach it; ``~/.local/state/sipscope`` otherwise)."""
     cache_dir: Path = Path.home() / ".cache" / "sipscope"
     """Downloaded Kafka jars and the Elasticsearch zip."""
     kafka_host: str = "127.0.0.1"
@@ -78,6 +101,7 @@ class Settings(BaseSettings):
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
     numbering: NumberingSettings = Field(default_factory=NumberingSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
     correlation_headers: list[str] = ["X-CID", "P-Charging-Vector", "Session-ID", "X-Call-ID"]
     """Headers, in order of preference, whose value links the legs of one call through a B2BUA/SBC."""
     metrics_port: int = 0

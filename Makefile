@@ -1,0 +1,43 @@
+# sipscope: the two commands of the README are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit test-stack stack-up stack-down bench clean
+
+setup: $(STAMP)
+	@./infra/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+stack-up: setup
+	$(BIN)/sipscope stack up
+	$(BIN)/sipscope stack status
+
+stack-down:
+	$(BIN)/sipscope stack down
+
+# the main job: start the stack, then run what the pipeline has so far (grows with each stage)
+demo: stack-up
+	$(BIN)/python -m sipscope.demo
+
+# the whole suite; tests/conftest.py starts the real stack (or reuses a running one)
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not stack and not peers"
+
+test-stack: setup
+	$(BIN)/python -m pytest -q -m stack
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info
