@@ -1,0 +1,108 @@
+"""From payloads to records: parse each SIP payload, build its record, hand it (or its rejection) to a sink.
+
+Shared by every source (pcap fast path, tshark for TLS and live capture); the HEP collector does the
+same per HEP packet. Nothing here raises for bad input: a payload the parser refuses becomes a
+:class:`~sipscope.records.Rejected` with the parser's reason, is counted, and goes to the sink.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from producers.metrics import CAPTURE_PACKETS, REJECTED, SIP_MESSAGES
+from producers.pcap_source import Payload
+from producers.sip_parser import SipParseError, parse_sip
+from producers.sip_record import to_record
+from producers.sinks import Sink
+from sipscope.numbers import NumberPlan
+from sipscope.records import Rejected, SipMessage
+
+
+@dataclass
+class Stats:
+    payloads: int = 0
+    messages: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"payloads": self.payloads, "messages": self.messages, "rejected": dict(self.rejected)}
+
+
+@dataclass
+class Options:
+    plan: NumberPlan
+    node: str = ""
+    correlation_headers: tuple[str, ...] = ()
+    stage: str = "capture"
+    source: str = "pcap"
+
+
+def records_from(payloads: Iterable[Payload], opts: Options, stats: Stats) -> Iterator[SipMessage | Rejected]:
+    """Parse payloads into records (or rejections), counting both in ``stats`` and in Prometheus."""
+    packets = CAPTURE_PACKETS.labels(opts.source)
+    sipc = SIP_MESSAGES.labels(opts.source)
+    plan, node, corr = opts.plan, opts.node, opts.correlation_headers
+    for p in payloads:
+        stats.payloads += 1
+        packets.inc()
+        try:
+            parsed = parse_sip(p.data, corr)
+        except SipParseError as exc:
+            stats.rejected[exc.reason] += 1
+            REJECTED.labels(opts.source, exc.reason).inc()
+            yield Rejected(stage=opts.stage, reason=exc.reason, detail=str(exc), ts=p.ts, src_ip=p.src_ip,
+                           src_port=p.src_port, dst_ip=p.dst_ip, dst_port=p.dst_port, node=node,
+                           raw_b64=base64.b64encode(p.data).decode())
+            continue
+        stats.messages += 1
+        sipc.inc()
+        yield to_record(parsed, ts=p.ts, src_ip=p.src_ip, src_port=p.src_port, dst_ip=p.dst_ip,
+                        dst_port=p.dst_port, transport=p.transport, node=node, plan=plan)
+
+
+def retimed(payloads: Iterable[Payload], shift: float) -> Iterator[Payload]:
+    """Shift every capture time by ``shift`` seconds (``--retime``: replay an old capture "as now")."""
+    for p in payloads:
+        p.ts += shift
+        yield p
+
+
+def paced(payloads: Iterable[Payload], speed: str) -> Iterator[Payload]:
+    """``max``: as fast as possible; ``realtime``: keep the capture's gaps between packets."""
+    if speed == "max":
+        yield from payloads
+        return
+    start_wall = None
+    start_ts = 0.0
+    for p in payloads:
+        if start_wall is None:
+            start_wall, start_ts = time.monotonic(), p.ts
+        else:
+            wait = (p.ts - start_ts) - (time.monotonic() - start_wall)
+            if wait > 0:
+                time.sleep(wait)
+        yield p
+
+
+def publish_all(items: Iterable[SipMessage | Rejected], sink: Sink, progress_every: int = 0, total: int = 0) -> int:
+    """Send records to the sink; prints progress to stderr every ``progress_every`` records."""
+    n = 0
+    t0 = time.monotonic()
+    for rec in items:
+        if type(rec) is SipMessage:
+            sink.publish(rec)
+        else:
+            sink.reject(rec)  # type: ignore[arg-type]
+        n += 1
+        if progress_every and n % progress_every == 0:
+            rate = n / max(1e-9, time.monotonic() - t0)
+            of = f"/{total}" if total else ""
+            print(f"\rsipscope: {n}{of} records, {rate:,.0f}/s", end="", file=sys.stderr, flush=True)
+    if progress_every and n >= progress_every:
+        print(file=sys.stderr)
+    return n
