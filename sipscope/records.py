@@ -11,9 +11,11 @@ topic                  record                      key
 =====================  ==========================  =============================================
 ``sip.messages``       :class:`SipMessage`         Call-ID (so one call's messages stay ordered)
 ``sip.rejected``       :class:`Rejected`           source stage name
+``sip.calls``          :class:`CallSummary`        Call-ID
+``sip.registrations``  :class:`Registration`       Call-ID
+``sip.stats``          :class:`StatsRow`           ``scope|key``
+``sip.alerts``         :class:`Alert`              ``name|subject``
 =====================  ==========================  =============================================
-
-Later stages (calls, registrations, stats, alerts) add their records here.
 """
 
 from __future__ import annotations
@@ -197,3 +199,228 @@ def decode(data: bytes, cls: type[Any]) -> Any:
 def to_dict(record: msgspec.Struct) -> dict[str, Any]:
     """Record -> plain dict (for JSON lines output and Elasticsearch documents)."""
     return msgspec.to_builtins(record)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results of the stream processors (streams/): calls, registrations, KPIs, alerts.
+
+CALL_SUMMARY_VERSION = 1
+REGISTRATION_VERSION = 1
+STATS_VERSION = 1
+ALERT_VERSION = 1
+
+
+class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One call leg (one dialog = one Call-ID). Topic ``sip.calls``, key = ``call_id``.
+
+    Published once as final (``final=True``) when the call ends or times out; long calls may also get
+    interim updates (``final=False``) with the same ``id``, so the index keeps only the newest state.
+    Outcomes are defined in ``streams/outcomes.py``; timings follow RFC 6076 (see field docs).
+    """
+
+    v: int = CALL_SUMMARY_VERSION
+    id: str
+    """Stable id: hash of call-id and the first INVITE's capture time (same on every replay)."""
+    call_id: str
+    """Call-ID of this leg."""
+    correlation_id: str | None = None
+    """Links the legs of one call through a B2BUA/SBC (HEP correlation id, X-CID..., or the heuristic)."""
+    final: bool = True
+    """False for an interim update of a call still in progress."""
+    outcome: str
+    """answered, busy, no_answer, cancelled, rejected, failed, redirected, unauthorized, incomplete."""
+    state: str = ""
+    """Last dialog state: trying, ringing, answered, confirmed, terminated, expired."""
+    end_reason: str = ""
+    """Why the summary was closed: ``bye``, ``final_response``, ``cancel``, ``timeout_no_final``,
+    ``timeout_no_bye``, ``capture_end``."""
+    start_ts: float
+    """Capture time of the first INVITE (t1 of RFC 6076; retransmissions never reset it)."""
+    end_ts: float
+    """Capture time of the last message of the leg."""
+    caller: str | None = None
+    """From user, raw."""
+    caller_e164: str | None = None
+    callee: str | None = None
+    """To user (or Request-URI user when To has none), raw."""
+    callee_e164: str | None = None
+    ruri: str | None = None
+    ruri_user: str | None = None
+    ruri_user_e164: str | None = None
+    pai_user: str | None = None
+    pai_user_e164: str | None = None
+    diversion_user: str | None = None
+    diversion_user_e164: str | None = None
+    src_ip: str | None = None
+    """Source address of the first INVITE."""
+    dst_ip: str | None = None
+    """Destination address of the first INVITE."""
+    src_trunk: str | None = None
+    """Trunk/carrier name of src_ip from the alias map in settings."""
+    dst_trunk: str | None = None
+    hosts: list[str] = []
+    """Every ``ip:port`` that sent or received a message of this leg, in order of first appearance (the
+    hops of a proxy chain share the Call-ID and are merged into this one leg)."""
+    caller_agent: str | None = None
+    """User-Agent of the first INVITE."""
+    callee_agent: str | None = None
+    """Server/User-Agent of the first response from the far end."""
+    invite_ts: float | None = None
+    first_provisional_ts: float | None = None
+    """First non-100 provisional response (18x)."""
+    ringing_ts: float | None = None
+    """First 180/183."""
+    answer_ts: float | None = None
+    """First 2xx to the INVITE."""
+    ack_ts: float | None = None
+    bye_ts: float | None = None
+    bye_ok_ts: float | None = None
+    final_ts: float | None = None
+    """Time of the final response to the initial INVITE."""
+    final_status: int | None = None
+    """Final status code answering the initial INVITE (None when there was none)."""
+    final_reason: str | None = None
+    q850_cause: int | None = None
+    """Q.850 cause from a Reason header (BYE/CANCEL/final response)."""
+    hangup_by: str | None = None
+    """``caller`` or ``callee`` (who sent BYE or CANCEL), None when unknown."""
+    srd_success_ms: float | None = None
+    """RFC 6076 Session Request Delay, successful setup: INVITE to first non-100 provisional, else 200."""
+    srd_failure_ms: float | None = None
+    """RFC 6076 Session Request Delay, failed setup: INVITE to the failure response."""
+    sdd_ms: float | None = None
+    """RFC 6076 Session Disconnect Delay: BYE to its 2xx."""
+    duration_s: float | None = None
+    """RFC 6076 Session Duration Time: 200 to BYE (or to expiry)."""
+    ring_time_s: float | None = None
+    """First 18x to answer or to the final failure/cancel."""
+    pdd_ms: float | None = None
+    """Post-dial delay as carriers use it: first INVITE to first 18x (else final response)."""
+    messages: int = 0
+    """Messages of the leg (retransmissions and duplicate capture points excluded)."""
+    retransmissions: int = 0
+    """Retransmitted requests/responses seen (same Call-ID, CSeq, method/status, direction)."""
+    duplicates: int = 0
+    """The same packet reported again by another capture point within the dedup window."""
+    codecs: list[str] = []
+    """Codecs of the first SDP offer."""
+    answer_codecs: list[str] = []
+    """Codecs of the SDP answer."""
+    nodes: list[str] = []
+    """Capture nodes that saw the leg."""
+
+
+class Registration(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One REGISTER transaction chain (401/407 challenge and its retry joined). Topic ``sip.registrations``."""
+
+    v: int = REGISTRATION_VERSION
+    id: str
+    """Stable id: hash of Call-ID and the first REGISTER's capture time."""
+    call_id: str
+    start_ts: float
+    """First REGISTER of the chain."""
+    end_ts: float
+    aor: str | None = None
+    """Address of record (To URI user@host)."""
+    user: str | None = None
+    """To user, raw."""
+    user_e164: str | None = None
+    contact: str | None = None
+    expires: int | None = None
+    """Granted expiry (from the 200's Contact/Expires, else the request's); 0 = de-registration."""
+    user_agent: str | None = None
+    auth_user: str | None = None
+    src_ip: str | None = None
+    src_port: int | None = None
+    dst_ip: str | None = None
+    outcome: str
+    """``ok``, ``unregistered`` (expires 0 accepted), ``failed`` (final >= 300 other than a challenge),
+    ``challenged`` (401/407 never answered by a retry), ``timeout`` (no final response)."""
+    final_status: int | None = None
+    challenges: int = 0
+    """401/407 responses in the chain."""
+    attempts: int = 0
+    """REGISTER requests in the chain (retransmissions excluded)."""
+    rrd_ms: float | None = None
+    """RFC 6076 Registration Request Delay: first REGISTER to the final 200 (successful chains only)."""
+
+
+class StatsRow(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """KPIs of one minute for one scope (all / trunk / source / destination). Topic ``sip.stats``.
+
+    Definitions (RFC 6076, ITU-T E.411/E.425) are documented in ``streams/kpis.py``.
+    """
+
+    v: int = STATS_VERSION
+    id: str
+    """Stable id: hash of minute, scope and key."""
+    ts: float
+    """Start of the minute (epoch seconds, event time)."""
+    scope: str
+    """``all``, ``trunk``, ``src`` or ``dst``."""
+    key: str
+    """Trunk name or IP address; ``*`` for scope ``all``."""
+    attempts: int = 0
+    """Initial INVITEs (no retransmissions, no re-INVITEs)."""
+    cps: float = 0.0
+    """attempts / 60."""
+    concurrent_max: int = 0
+    """Most calls in progress (answered, not yet ended) at any time in the minute."""
+    answered: int = 0
+    busy: int = 0
+    no_answer: int = 0
+    cancelled: int = 0
+    rejected: int = 0
+    failed: int = 0
+    asr: float | None = None
+    ner: float | None = None
+    ser: float | None = None
+    seer: float | None = None
+    isa: float | None = None
+    acd_s: float | None = None
+    pdd_p50_ms: float | None = None
+    pdd_p95_ms: float | None = None
+    responses: dict[str, int] = {}
+    """Final response counts by code, e.g. ``{"200": 10, "486": 2}``."""
+    registrations_ok: int = 0
+    registrations_failed: int = 0
+    messages: int = 0
+
+
+class Alert(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """An anomaly alert or its resolution. Topic ``sip.alerts``, key = ``name|subject``."""
+
+    v: int = ALERT_VERSION
+    id: str
+    """Stable id of this event (hash of name, subject, window start and status)."""
+    alert_id: str
+    """Id shared by the ``open`` event and its ``resolved`` event."""
+    name: str
+    """Stable snake_case detector name, e.g. ``registration_bruteforce``."""
+    status: str = "open"
+    """``open`` or ``resolved``."""
+    severity: str = "warning"
+    """``info``, ``warning`` or ``critical``."""
+    subject_type: str
+    """``ip``, ``trunk``, ``number``, ``prefix``, ``user_agent``."""
+    subject: str
+    ts: float
+    """Event time at which the alert opened (or resolved)."""
+    window_start: float
+    window_end: float
+    observed: float
+    """The measured value that triggered it."""
+    threshold: float | None = None
+    baseline: float | None = None
+    description: str = ""
+    evidence: list[str] = []
+    """A few example Call-IDs."""
+
+
+def stable_id(*parts: object) -> str:
+    """Deterministic id from parts (the same input on every replay gives the same id)."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(str(p).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
