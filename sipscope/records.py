@@ -1,8 +1,9 @@
 """The wire records: one versioned record per Kafka topic, defined once, imported by every stage.
 
-Records are ``msgspec.Struct`` classes (fast JSON encode/decode, typed, slotted). Each carries a
-schema version ``v``; a consumer that receives a newer major version sends the message to
-``sip.rejected`` with reason ``unsupported_schema_version`` rather than guessing.
+Records are ``msgspec.Struct`` classes (fast JSON encode/decode, typed, slotted). Each carries its
+schema version in the JSON field ``v`` (msgspec's tag field: always written, checked when decoding); a
+consumer that receives another version cannot decode it and sends the message to ``sip.rejected`` with
+reason ``unsupported_schema_version`` or ``bad_record`` rather than guessing.
 
 Topics and their records:
 
@@ -44,15 +45,13 @@ class SdpSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
     """``sendrecv``, ``sendonly``, ``recvonly`` or ``inactive`` (media level wins over session level)."""
 
 
-class SipMessage(msgspec.Struct, omit_defaults=True, kw_only=True):
+class SipMessage(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=SIP_MESSAGE_VERSION):
     """One SIP message as seen on the wire by one capture point. Topic ``sip.messages``, key = ``call_id``.
 
     Every stage reads this record; every field is documented here and mapped in
     ``infra/elasticsearch/templates/sip-messages.json``.
     """
 
-    v: int = SIP_MESSAGE_VERSION
-    """Schema version of this record."""
     id: str = ""
     """Stable id of this observation: hash of node, capture time, addresses and raw bytes. Used as the
     Elasticsearch document id, so a replay or an at-least-once redelivery never duplicates a message."""
@@ -150,10 +149,9 @@ class SipMessage(msgspec.Struct, omit_defaults=True, kw_only=True):
     """The whole SIP message as captured, decoded as UTF-8 with invalid bytes replaced."""
 
 
-class Rejected(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Rejected(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=REJECTED_VERSION):
     """Input a stage could not use. Topic ``sip.rejected``. Nothing bad is dropped silently."""
 
-    v: int = REJECTED_VERSION
     stage: str
     """Stage that rejected it: ``capture``, ``hep``, ``correlator``, ``indexer``..."""
     reason: str
@@ -210,7 +208,7 @@ STATS_VERSION = 1
 ALERT_VERSION = 1
 
 
-class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
+class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=CALL_SUMMARY_VERSION):
     """One call leg (one dialog = one Call-ID). Topic ``sip.calls``, key = ``call_id``.
 
     Published once as final (``final=True``) when the call ends or times out; long calls may also get
@@ -218,7 +216,6 @@ class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
     Outcomes are defined in ``streams/outcomes.py``; timings follow RFC 6076 (see field docs).
     """
 
-    v: int = CALL_SUMMARY_VERSION
     id: str
     """Stable id: hash of call-id and the first INVITE's capture time (same on every replay)."""
     call_id: str
@@ -310,10 +307,9 @@ class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
     """Capture nodes that saw the leg."""
 
 
-class Registration(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Registration(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=REGISTRATION_VERSION):
     """One REGISTER transaction chain (401/407 challenge and its retry joined). Topic ``sip.registrations``."""
 
-    v: int = REGISTRATION_VERSION
     id: str
     """Stable id: hash of Call-ID and the first REGISTER's capture time."""
     call_id: str
@@ -345,13 +341,12 @@ class Registration(msgspec.Struct, omit_defaults=True, kw_only=True):
     """RFC 6076 Registration Request Delay: first REGISTER to the final 200 (successful chains only)."""
 
 
-class StatsRow(msgspec.Struct, omit_defaults=True, kw_only=True):
+class StatsRow(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=STATS_VERSION):
     """KPIs of one minute for one scope (all / trunk / source / destination). Topic ``sip.stats``.
 
     Definitions (RFC 6076, ITU-T E.411/E.425) are documented in ``streams/kpis.py``.
     """
 
-    v: int = STATS_VERSION
     id: str
     """Stable id: hash of minute, scope and key."""
     ts: float
@@ -387,10 +382,9 @@ class StatsRow(msgspec.Struct, omit_defaults=True, kw_only=True):
     messages: int = 0
 
 
-class Alert(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Alert(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=ALERT_VERSION):
     """An anomaly alert or its resolution. Topic ``sip.alerts``, key = ``name|subject``."""
 
-    v: int = ALERT_VERSION
     id: str
     """Stable id of this event (hash of name, subject, window start and status)."""
     alert_id: str
