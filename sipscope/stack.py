@@ -17,6 +17,7 @@ started. Every failure is one line naming the cause and the log file to read (:c
 from __future__ import annotations
 
 import argparse
+import fcntl
 import base64
 import hashlib
 import json
@@ -32,6 +33,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -533,9 +535,26 @@ def _wait(pred, timeout: float, interval: float = 0.5) -> bool:
 # ---------------------------------------------------------------- commands
 
 
+@contextmanager
+def _locked(paths: Paths):
+    """One `up`/`down` at a time per state directory (two racing `up`s would start two nodes)."""
+    paths.state.mkdir(parents=True, exist_ok=True)
+    with open(paths.state / "stack.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def up(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     paths = paths_for(settings)
+    with _locked(paths):
+        _up(settings, paths)
+
+
+def _up(settings: Settings, paths: Paths) -> None:
     paths.state.mkdir(parents=True, exist_ok=True)
     paths.cache.mkdir(parents=True, exist_ok=True)
     kafka_was_running = _our_pid(paths.kafka_pid, "kafka.Kafka") is not None
@@ -555,6 +574,11 @@ def up(settings: Settings | None = None) -> None:
 def down(settings: Settings | None = None, quiet: bool = False) -> list[str]:
     settings = settings or get_settings()
     paths = paths_for(settings)
+    with _locked(paths):
+        return _down(paths, quiet)
+
+
+def _down(paths: Paths, quiet: bool) -> list[str]:
     stopped = []
     for name, pidfile, marker in (("elasticsearch", paths.es_pid, "org.elasticsearch"), ("kafka", paths.kafka_pid, "kafka.Kafka")):
         pid = _our_pid(pidfile, marker)
