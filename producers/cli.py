@@ -129,12 +129,14 @@ def live_payloads(interface: str, keylog: str | None, bpf: str | None, settings:
     dumpcap = shutil.which("dumpcap")
     if not dumpcap:
         raise TsharkError("dumpcap not found (apt-get install tshark)")
+    from producers.live import iter_pcap_stream
     from producers.pcap_source import PcapSource
 
-    proc = subprocess.Popen([dumpcap, "-q", "-i", interface, "-f", bpf, "-F", "pcap", "-w", "-"],
+    proc = subprocess.Popen([dumpcap, "-q", "-i", interface, "-f", bpf, "-P", "-w", "-"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
     try:
-        yield from PcapSource(proc.stdout, ports=settings.capture.sip_ports, counters=counters)  # type: ignore[arg-type]
+        packets = iter_pcap_stream(proc.stdout)  # type: ignore[arg-type]
+        yield from PcapSource(interface, ports=settings.capture.sip_ports, counters=counters, packets=packets)
     finally:
         proc.terminate()
         proc.wait(5)
