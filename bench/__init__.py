@@ -1,0 +1,1 @@
+"""On-demand benchmarks (never run by `make test`). `make bench` runs them and writes docs/benchmarks.md."""
