@@ -65,7 +65,8 @@ def _cmd_parse(args) -> int:
     return 0
 
 
-def _make_sink(kind: str, out: str | None, settings: Settings):
+def open_sink(kind: str, out: str | None, settings: Settings):
+    """The sink of a capture command: ``jsonl`` (a file or stdout) or ``kafka`` (topics created if missing)."""
     if kind == "jsonl":
         from producers.sinks import JsonlSink
 
@@ -87,7 +88,7 @@ def _cmd_capture(args) -> int:
     start_metrics_server(settings.metrics_port, settings.metrics_host)
     stats, counters = Stats(), Counters()
     try:
-        sink = _make_sink(args.sink, args.out, settings)
+        sink = open_sink(args.sink, args.out, settings)
     except Exception as exc:  # noqa: BLE001
         print(f"sipscope capture: error: cannot open the {args.sink} sink: {exc}", file=sys.stderr)
         return 1
@@ -174,5 +175,6 @@ def register(sub) -> None:
     h.add_argument("--listen", default="127.0.0.1:9060", help="ADDR:PORT (default 127.0.0.1:9060)")
     h.add_argument("--sink", choices=["kafka", "jsonl"], default="kafka")
     h.add_argument("--out", help="output file of --sink jsonl (default stdout)")
-    h.add_argument("--auth-key", default=None, help="require this HEP auth key (chunk 0x000e) on every packet")
+    h.add_argument("--auth-key", default=None,
+                   help="require this HEP auth key (chunk 0x000e) on every packet (better: SIPSCOPE_HEP_AUTH_KEY)")
     h.set_defaults(func=_cmd_hep)

@@ -90,6 +90,71 @@ class StackSettings(BaseModel):
     """Seconds to wait for each service to answer."""
 
 
+class IndexerSettings(BaseModel):
+    """``sipscope index``: Kafka consumer group -> Elasticsearch bulk writer, and the retention sweeper."""
+
+    group_id: str = "sipscope-indexer"
+    """Kafka consumer group; every indexer process of one group shares the partitions of the sip.* topics."""
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``): a restarted process takes its partitions back at once."""
+    families: list[str] = ["messages", "calls", "registrations", "stats", "alerts"]
+    """Index families (and so topics) this process consumes (see ``indexers/families.py``)."""
+    batch_size: int = 2000
+    """Records per Elasticsearch bulk batch (offsets are committed after each accepted batch)."""
+    flush_interval: float = 1.0
+    """Seconds after which a partial batch is written anyway (bounds the delay until a message is searchable)."""
+    bulk_max_bytes: int = 20 * 1024 * 1024
+    """Largest bulk request body; a batch above it is sent in several requests."""
+    request_timeout: float = 60.0
+    """Seconds one Elasticsearch request may take."""
+    backoff_initial: float = 0.5
+    """First wait after Elasticsearch is down or pushes back (429/5xx); doubled on each retry."""
+    backoff_max: float = 30.0
+    """Longest wait between retries while Elasticsearch is down."""
+    session_timeout_ms: int = 45000
+    """Kafka group session timeout: how soon the partitions of a dead indexer go to the others."""
+    sweep_interval: float = 3600.0
+    """Seconds between runs of the retention sweeper inside ``sipscope index`` (0 = off; only used without ILM)."""
+    progress_interval: float = 10.0
+    """Seconds between progress log lines (docs/s, lag, retries, rejects)."""
+    setup_on_start: bool = True
+    """Run ``sipscope setup`` (templates, ILM policy) when the indexer starts."""
+
+
+class CorrelationSettings(BaseModel):
+    """Call/registration correlation (``streams/``). Every timer runs on message event time, never the clock."""
+
+    no_final_timeout_s: float = 32.0
+    """INVITE with no response at all (RFC 3261 Timer B = 64*T1); also the wait for a final after a CANCEL."""
+    proceeding_timeout_s: float = 180.0
+    """INVITE answered only provisionally (100/18x) with nothing since (RFC 3261 Timer C, > 3 min)."""
+    answered_timeout_s: float = 4 * 3600.0
+    """Answered call with no message (no BYE, no refresh) for this long is closed as ``timeout_no_bye``."""
+    bye_wait_s: float = 2.0
+    """After a BYE: wait for its 200 and stray retransmissions, then close the call."""
+    final_wait_s: float = 5.0
+    """After a final failure response: wait for the ACK (and the upstream hop's copy), then close."""
+    auth_retry_wait_s: float = 64.0
+    """After a 401/407 (INVITE or REGISTER): wait this long for the retry with credentials on the same
+    Call-ID (phones that prompt the user take 15-50 s), else the call is ``unauthorized``."""
+    register_timeout_s: float = 32.0
+    """REGISTER with no final response (RFC 3261 Timer F)."""
+    dedup_window_s: float = 0.5
+    """The same payload seen by another capture node within this window is a duplicate, not a message."""
+    dedup_same_node_window_s: float = 0.05
+    """The same payload seen twice by the same node within this window is a duplicate capture; later it is a
+    retransmission (RFC 3261 retransmits after T1 = 500 ms, so the window must stay well below T1)."""
+    leg_link_window_s: float = 2.0
+    """B2BUA leg heuristic: the second leg's INVITE must follow the first leg's within this window."""
+    interim_interval_s: float = 300.0
+    """Interim (``final=False``) summary of an answered call every this many seconds; 0 disables them."""
+    closed_memory_s: float = 32.0
+    """A closed Call-ID is remembered this long so stray copies of its requests do not open a new call."""
+    trunks: dict[str, str] = {}
+    """IP or CIDR -> trunk/carrier name (longest prefix wins), e.g. ``{"203.0.113.0/24": "carrier-a"}``;
+    env: ``SIPSCOPE_CORRELATION__TRUNKS='{"203.0.113.0/24": "carrier-a"}'``."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIPSCOPE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -102,8 +167,12 @@ class Settings(BaseSettings):
     numbering: NumberingSettings = Field(default_factory=NumberingSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     correlation_headers: list[str] = ["X-CID", "P-Charging-Vector", "Session-ID", "X-Call-ID"]
     """Headers, in order of preference, whose value links the legs of one call through a B2BUA/SBC."""
+    hep_auth_key: SecretStr | None = None
+    """When set, the HEP collector requires this auth key (HEPv3 chunk 0x000e) on every packet."""
     metrics_port: int = 0
     """Port of the Prometheus metrics endpoint of long-running commands (0 = off; bound to loopback)."""
     metrics_host: str = "127.0.0.1"
