@@ -17,6 +17,7 @@ For each capture (default: the two shared UDP captures below) it times, with ``t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 import time
@@ -42,10 +43,7 @@ def dpkt_reader(path: Path) -> Iterator[tuple[float, int, bytes]]:
     f = path.open("rb")
     magic = f.read(4)
     f.seek(0)
-    if magic == b"\x0a\x0d\x0d\x0a":
-        reader = dpkt.pcapng.Reader(f)
-    else:
-        reader = dpkt.pcap.Reader(f)
+    reader = dpkt.pcapng.Reader(f) if magic == b"\n\r\r\n" else dpkt.pcap.Reader(f)
     linktype = reader.datalink()
     for ts, buf in reader:
         yield float(ts), linktype, buf
@@ -78,8 +76,10 @@ def dpkt_payloads(path: Path) -> Iterator[Payload]:
         except (dpkt.UnpackError, ValueError):
             continue
         if isinstance(ip, dpkt.ip.IP):
-            if ip.off & 0x3FFF:
-                whole = fragments.add(ts, (ip.src, ip.dst, ip.id, ip.p), (ip.off & 0x1FFF) << 3, ip.off & 0x2000, bytes(ip.data))
+            flags_offset = ip._flags_offset
+            if flags_offset & 0x3FFF:
+                offset, more = (flags_offset & 0x1FFF) << 3, flags_offset & 0x2000
+                whole = fragments.add(ts, (ip.src, ip.dst, ip.id, ip.p), offset, more, bytes(ip.data))
                 if whole is None:
                     continue
                 udp = dpkt.udp.UDP(whole)
@@ -113,10 +113,8 @@ def run_read_decode(path: Path) -> tuple[int, int]:
     n = 0
     for _ts, linktype, data, _len in open_capture(path):
         n += 1
-        try:
+        with contextlib.suppress(DecodeError):
             decode(linktype, data)
-        except DecodeError:
-            pass
     return n, 0
 
 
