@@ -21,13 +21,11 @@ significant number starts with 0; so ``000`` (an emergency short code) stays ``0
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 _SEPARATORS = str.maketrans("", "", " -.()/\t")
-_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +59,8 @@ def _e164(s: str, plan: NumberPlan) -> str | None:
     """E.164 digits of an already compacted string, or None."""
     if s[:1] == "+":
         s = s[1:]
-        return s if _DIGITS.fullmatch(s) else None
-    if not _DIGITS.fullmatch(s):
+        return s if s.isdigit() and s.isascii() else None
+    if not (s.isdigit() and s.isascii()):
         return None
     intl, trunk = plan.international_prefix, plan.trunk_prefix
     if intl and s.startswith(intl) and s[len(intl) : len(intl) + 1] in _NONZERO:
@@ -80,8 +78,10 @@ def normalise(user: str | None, plan: NumberPlan) -> str | None:
 
     Never raises for any ``str`` (or ``None``).
     """
-    if not user:
+    if not user or user.isalpha():
         return None
+    if user.isdigit() or (user[0] == "+" and user[1:].isdigit()):
+        return _e164(user, plan)  # already compact: the usual case, no copies
     return _e164(_compact(user), plan)
 
 
