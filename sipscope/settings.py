@@ -155,6 +155,168 @@ class CorrelationSettings(BaseModel):
     env: ``SIPSCOPE_CORRELATION__TRUNKS='{"203.0.113.0/24": "carrier-a"}'``."""
 
 
+class KpiSettings(BaseModel):
+    """Per-minute KPI rollup (``streams/kpis.py``, topic ``sip.stats``). Event time only, never the clock."""
+
+    lateness_s: float = 120.0
+    """A minute is first emitted once the event-time watermark passes its end by this much."""
+    revise_s: float = 3600.0
+    """After its first emission a minute is kept this long more and re-emitted (same id, so an upsert) when
+    a late record changes it, e.g. the final summary of a long call counted at its start minute."""
+    revise_interval_s: float = 60.0
+    """Changed minutes are re-emitted at most once per this much event time (bounds the upsert rate)."""
+    scopes: list[str] = ["all", "trunk", "src", "dst"]
+    """Scopes rolled up: ``all``, ``trunk`` (src_trunk and dst_trunk), ``src`` and ``dst`` (IP addresses)."""
+    max_keys_per_minute: int = 5000
+    """Distinct keys of one scope in one minute; further keys are folded into the key ``~other``."""
+    max_rows: int = 200_000
+    """Minute rows kept in memory; beyond it the oldest emitted minutes are forgotten early."""
+    pdd_samples: int = 1000
+    """PDD values kept per row for the percentiles; above it a deterministic sample (smallest hashes of
+    the Call-ID) is kept."""
+    max_call_s: float = 4 * 3600.0
+    """An answered call with no BYE seen stops counting as concurrent after this long."""
+    max_tracked_calls: int = 200_000
+    """Calls in setup or in progress tracked for concurrency; the oldest are dropped beyond it."""
+
+
+class AnomalySettings(BaseModel):
+    """Anomaly detectors (``streams/anomaly/``, topic ``sip.alerts``). Windows run on event time.
+
+    Count windows are sliding, in buckets of a twelfth of the window. Baselines are EWMAs of per-minute
+    values per key (optionally per hour of day) and are frozen while their key is alerting.
+    """
+
+    detectors: list[str] = [
+        "scanner_user_agent", "registration_bruteforce", "extension_enumeration", "invite_flood", "asr_drop",
+        "error_spike", "short_call_burst", "high_risk_destination", "retransmission_storm", "long_pdd",
+        "traffic_collapse",
+    ]
+    """Detectors that run (stable snake_case names, also the ``name`` of their alerts)."""
+    cooldown_s: float = 600.0
+    """An open alert is not repeated for the same detector and subject within this long (a severity
+    escalation is reported at once)."""
+    resolve_quiet_s: float = 300.0
+    """An open alert is resolved when its condition has not held for this long."""
+    critical_factor: float = 3.0
+    """Observed at or beyond this multiple of the threshold makes an alert ``critical`` instead of ``warning``."""
+    evidence_max: int = 5
+    """Example Call-IDs carried by an alert."""
+    max_keys: int = 50_000
+    """Keys (IPs, trunks, numbers) per detector table; idle keys are evicted first."""
+    max_tracked_messages: int = 300_000
+    """Recent transactions remembered to recognise retransmissions and duplicate captures."""
+    max_tracked_calls: int = 200_000
+    """Calls in setup or in progress tracked for PDD, outcomes and concurrency."""
+    invite_timeout_s: float = 180.0
+    """INVITE with no final response after this long: an ineffective attempt if nothing answered it."""
+    max_call_s: float = 4 * 3600.0
+    """Answered call with no BYE seen: no longer counted as in progress after this long."""
+    baseline_halflife_min: float = 60.0
+    """Half-life, in minutes, of the EWMA baselines."""
+    baseline_warmup_min: int = 30
+    """Minutes of history before a baseline is used."""
+    baseline_seasonal: bool = False
+    """Keep one baseline per hour of day as well (used once warm, else the flat one)."""
+    baseline_seasonal_warmup_min: int = 120
+    """Minutes of history in one hour-of-day slot before it is used (120 = that hour on two days)."""
+    scanner_patterns: list[str] = [
+        r"friendly-scanner", r"sipvicious", r"sipcli", r"sip-scan", r"VaxSIPUserAgent", r"pplsip",
+        r"^SIP Call$", r"sundayddr", r"iWar", r"SIPScan", r"\bsmap\b",
+    ]
+    """``scanner_user_agent``: regular expressions (case-insensitive, searched) on User-Agent of requests."""
+    scanner_min_hits: int = 1
+    """``scanner_user_agent``: matching requests from one source IP that open the alert."""
+    scanner_window_s: float = 300.0
+    """``scanner_user_agent``: window over which matching requests are counted."""
+    bruteforce_window_s: float = 60.0
+    """``registration_bruteforce``: sliding window."""
+    bruteforce_failures: int = 10
+    """``registration_bruteforce``: failed REGISTER authentications (403, or 401/407 answering a REGISTER
+    that carried credentials) towards one IP in the window."""
+    bruteforce_max_success_ratio: float = 0.2
+    """``registration_bruteforce``: not raised when 2xx to REGISTER exceed this share of the failures
+    (a busy NAT with one misconfigured phone)."""
+    bruteforce_count_challenges: bool = False
+    """``registration_bruteforce``: count every 401/407 to REGISTER, also plain challenges to requests
+    without credentials (when the requests are not captured)."""
+    enum_window_s: float = 60.0
+    """``extension_enumeration``: sliding window."""
+    enum_distinct_users: int = 10
+    """``extension_enumeration``: distinct To/Request-URI users probed by one source IP in the window."""
+    enum_negative_ratio: float = 0.8
+    """``extension_enumeration``: share of the final responses to it that deny the user (see codes)."""
+    enum_negative_codes: list[int] = [401, 403, 404, 407, 483, 484, 485, 604]
+    """``extension_enumeration``: responses meaning "no such user / not allowed"."""
+    enum_methods: list[str] = ["REGISTER", "INVITE", "OPTIONS", "SUBSCRIBE", "MESSAGE", "NOTIFY", "PUBLISH", "REFER"]
+    """``extension_enumeration``: out-of-dialog requests whose users are counted."""
+    flood_window_s: float = 60.0
+    """``invite_flood``: sliding window."""
+    flood_ip_floor: int = 100
+    """``invite_flood``: initial INVITEs from one source IP in the window below which nothing is raised."""
+    flood_trunk_floor: int = 300
+    """``invite_flood``: the same towards one destination trunk (raised only once its baseline is warm)."""
+    flood_factor: float = 3.0
+    """``invite_flood``: raised at this multiple of the key's baseline (per window) when above the floor."""
+    asr_window_s: float = 600.0
+    """``asr_drop``: sliding window of call outcomes per trunk."""
+    asr_min_attempts: int = 60
+    """``asr_drop``: attempts with a known outcome in the window (60 in 10 min = 0.1 INVITE/s)."""
+    asr_drop_points: float = 20.0
+    """``asr_drop``: raised when ASR is this many percentage points below the baseline ..."""
+    asr_drop_rel: float = 0.5
+    """... or, for low baselines, below ``baseline * (1 - asr_drop_rel)`` (whichever drop is smaller)."""
+    error_window_s: float = 300.0
+    """``error_spike``: sliding window of session requests per trunk."""
+    error_min_attempts: int = 30
+    """``error_spike``: session requests in the window before a ratio is judged."""
+    error_warn_pct: float = 5.0
+    """``error_spike``: ISA share (408, 5xx, no response) raising a warning (RFC 6076 ISA band 5-15 %)."""
+    error_critical_pct: float = 15.0
+    """``error_spike``: ISA share raising a critical alert."""
+    wangiri_window_s: float = 600.0
+    """``short_call_burst``: sliding window of finished calls per source IP."""
+    wangiri_min_calls: int = 20
+    """``short_call_burst``: calls from one source in the window before it is judged."""
+    wangiri_min_numbers: int = 10
+    """``short_call_burst``: distinct called numbers among them."""
+    wangiri_short_ratio: float = 0.8
+    """``short_call_burst``: share of short calls (cancelled, rang <= max ring, or answered < max answered)."""
+    wangiri_max_ring_s: float = 5.0
+    """``short_call_burst``: a call abandoned after at most this much ringing is short."""
+    wangiri_max_answered_s: float = 3.0
+    """``short_call_burst``: an answered call shorter than this is short (false answer / Wangiri callback)."""
+    high_risk_prefixes: list[str] = ["870", "881", "882", "883", "979"]
+    """``high_risk_destination``: E.164 prefixes (digits, no ``+``) of high-risk ranges (IRSF hot lists).
+    Default: the ITU shared ranges (Inmarsat 870, GMSS 881, international networks 882/883, IPRS 979)."""
+    high_risk_window_s: float = 3600.0
+    """``high_risk_destination``: window over which calls to one prefix are counted."""
+    high_risk_min_calls: int = 1
+    """``high_risk_destination``: initial INVITEs to one listed prefix that open the alert."""
+    retrans_window_s: float = 60.0
+    """``retransmission_storm``: sliding window per source IP."""
+    retrans_floor: int = 100
+    """``retransmission_storm``: retransmissions from one source IP in the window below which nothing is raised."""
+    retrans_ratio: float = 0.3
+    """``retransmission_storm``: and at least this share of its messages are retransmissions ..."""
+    retrans_factor: float = 3.0
+    """... and at least this multiple of its baseline once warm."""
+    pdd_window_s: float = 300.0
+    """``long_pdd``: sliding window per trunk."""
+    pdd_threshold_ms: float = 5000.0
+    """``long_pdd``: post-dial delay (INVITE to first 18x, else final) counted as long."""
+    pdd_min_calls: int = 10
+    """``long_pdd``: calls with a PDD in the window before it is judged."""
+    pdd_slow_ratio: float = 0.5
+    """``long_pdd``: share of long PDDs that raises (0.5 = the median PDD is above the threshold)."""
+    collapse_drop_rel: float = 0.5
+    """``traffic_collapse``: peak concurrent calls of a minute below ``(1 - this)`` times its moving average ..."""
+    collapse_min_drop: int = 5
+    """... and at least this many calls below it ..."""
+    collapse_min_avg: float = 10.0
+    """... for a key whose moving average is at least this many concurrent calls."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIPSCOPE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -169,6 +331,8 @@ class Settings(BaseSettings):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     correlation_headers: list[str] = ["X-CID", "P-Charging-Vector", "Session-ID", "X-Call-ID"]
     """Headers, in order of preference, whose value links the legs of one call through a B2BUA/SBC."""
     hep_auth_key: SecretStr | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -72,48 +73,65 @@ def private_kafka(tmp_path_factory):
     subprocess.run(["rm", "-rf", str(st.state_dir)], check=False)
 
 
-def test_broker_outage_spools_and_replays_exactly_once_in_order(private_kafka, tmp_path, stack):
+def _pcap_records(shared_testdata, name: str) -> list[SipMessage]:
+    from producers.cli import _options, file_payloads
+    from producers.pipeline import Stats, records_from
+
+    s = Settings()
+    path = str(shared_testdata / "pcaps" / name)
+    return [r for r in records_from(file_payloads(path, None, s), _options(s, "test"), Stats()) if type(r) is SipMessage]
+
+
+def test_capture_command_publishes_a_pcap_keyed_by_call_id(stack, names, shared_testdata, tmp_path):
+    pcap = shared_testdata / "pcaps" / "call-basic-udp-via-proxy.pcap"
+    env = dict(os.environ, SIPSCOPE_KAFKA__TOPIC_PREFIX=names.prefix, SIPSCOPE_CAPTURE__SPOOL_DIR=str(tmp_path / "spool"))
+    out = subprocess.run([sys.executable, "-m", "sipscope.cli", "capture", "--pcap", str(pcap), "--quiet"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    s = Settings(kafka=KafkaSettings(bootstrap=stack.bootstrap, topic_prefix=names.prefix))
+    got = _consume(stack.bootstrap, topics.name(topics.MESSAGES, s), 11)
+    want = _pcap_records(shared_testdata, "call-basic-udp-via-proxy.pcap")
+    assert len(got) == len(want) == 11
+    assert sorted(records.decode(m.value(), SipMessage).id for m in got) == sorted(r.id for r in want)
+    assert {m.key() for m in got} == {b"75104938772201062721@10.33.6.101"}
+
+
+def test_broker_outage_mid_replay_spools_and_replays_exactly_once_in_order(private_kafka, tmp_path, shared_testdata):
     settings, paths, bootstrap = private_kafka
     s = Settings(kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix="spool-"))
     topic = topics.name(topics.MESSAGES, s)
     topics.ensure(bootstrap, [topic], partitions=3)
+    recs = _pcap_records(shared_testdata, "b2bua-freeswitch-100-calls-ipv4-fragmented-invites.pcap")
+    assert len(recs) == 1400
     sink = KafkaSink(s, spool_dir=tmp_path / "spool", message_timeout_ms=3000, probe_interval=0.5)
-    seq = 0
-    sent = []
-
-    def publish(n):
-        nonlocal seq
-        for _ in range(n):
-            m = _msg(seq, seq % 7)
-            sent.append(m.id)
-            sink.publish(m)
-            seq += 1
-
-    publish(200)
+    for r in recs[:500]:
+        sink.publish(r)
     sink.flush(30)
-    assert sink.delivered == 200 and not sink.degraded
+    assert sink.delivered == 500 and not sink.degraded
 
-    stackmod.down(settings, quiet=True)  # broker stops mid-replay
-    publish(300)
+    stackmod.down(settings, quiet=True)  # the broker stops mid-replay
+    for r in recs[500:900]:
+        sink.publish(r)
     sink.flush(8)  # in-flight records time out -> spool
     assert sink.degraded
-    publish(100)  # arrive while the broker is down: straight to the spool, after the failed ones
-    assert sink.spool_depth == 400
+    for r in recs[900:1100]:  # arrive while the broker is down: straight to the spool, after the failed ones
+        sink.publish(r)
+    assert sink.spool_depth == 600
     assert (tmp_path / "spool" / "spool.bin").stat().st_size > 0
 
-    stackmod.start_kafka(settings, paths)  # broker returns
+    stackmod.start_kafka(settings, paths)  # the broker returns
     sink.flush(90)
     assert not sink.degraded and sink.spool_depth == 0
-    publish(100)
+    for r in recs[1100:]:
+        sink.publish(r)
     sink.close()
 
-    got = _consume(bootstrap, topic, 700)
-    ids = [records.decode(m.value(), SipMessage).id for m in got]
-    assert len(ids) == 700, "every message arrives"
-    assert len(set(ids)) == 700 and set(ids) == set(sent), "exactly once"
+    got = [records.decode(m.value(), SipMessage) for m in _consume(bootstrap, topic, 1400)]
+    assert len(got) == 1400, "every message arrives"
+    assert sorted(r.id for r in got) == sorted(r.id for r in recs), "exactly once"
+    pos = {r.id: i for i, r in enumerate(recs)}
     by_call: dict[str, list[int]] = {}
-    for m in got:
-        r = records.decode(m.value(), SipMessage)
-        by_call.setdefault(r.call_id, []).append(r.cseq_num)
-    for call, seqs in by_call.items():
-        assert seqs == sorted(seqs), f"{call} kept its order"
+    for r in got:
+        by_call.setdefault(r.call_id, []).append(pos[r.id])
+    for call, order in by_call.items():
+        assert order == sorted(order), f"{call} kept its order"

@@ -1,0 +1,167 @@
+"""Per-leg state of the call tracker, and the summary built from it.
+
+:class:`CallState` is what a worker keeps per Call-ID in a changelog-backed table (``to_state()`` /
+``from_state()``); :func:`summarize` turns it into the wire record. The rules that fill it are in
+:mod:`streams.dialogs`; outcomes and timings are defined in :mod:`streams.outcomes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sipscope.records import CallSummary, stable_id
+from streams import outcomes
+from streams.trunks import TrunkMap
+
+# internal phases (drive the timers); the public ``state`` is derived from them
+CALLING = "calling"          # initial INVITE sent, no response yet
+PROCEEDING = "proceeding"    # 100 / 18x received, no final
+CANCELLING = "cancelling"    # CANCEL sent, no final
+FAILED = "failed"            # final >= 300 received
+ANSWERED = "answered"        # 2xx received
+ENDING = "ending"            # BYE sent
+
+
+class CallState(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Everything the tracker keeps about one open leg (rules: :mod:`streams.dialogs`)."""
+
+    call_id: str
+    start_ts: float
+    """First INVITE (t1)."""
+    end_ts: float
+    """Latest message (retransmissions and duplicates included)."""
+    caller_ip: str
+    """Source of the first INVITE: responses sent to it are the ones the caller received."""
+    from_tag: str | None = None
+    inv_cseq: int = 0
+    """CSeq of the current initial INVITE transaction."""
+    txn_ts: float = 0.0
+    """First INVITE of the current initial transaction (Timer B runs from it)."""
+    phase: str = CALLING
+    got_response: bool = False
+    confirmed: bool = False
+
+    caller: str | None = None
+    caller_e164: str | None = None
+    callee: str | None = None
+    callee_e164: str | None = None
+    ruri: str | None = None
+    ruri_user: str | None = None
+    ruri_user_e164: str | None = None
+    pai_user: str | None = None
+    pai_user_e164: str | None = None
+    diversion_user: str | None = None
+    diversion_user_e164: str | None = None
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    caller_agent: str | None = None
+    callee_agent: str | None = None
+    trying_agent: str | None = None
+    codecs: list[str] = []
+    answer_codecs: list[str] = []
+    correlation_id: str | None = None
+    hosts: list[str] = []
+    nodes: list[str] = []
+
+    prov_ts: float | None = None
+    prov_to_caller: bool = False
+    ringing_ts: float | None = None
+    ringing_to_caller: bool = False
+    answer_ts: float | None = None
+    answer_to_caller: bool = False
+    final_ts: float | None = None
+    final_status: int | None = None
+    final_reason: str | None = None
+    final_to_caller: bool = False
+    ack_ts: float | None = None
+    cancel_ts: float | None = None
+    bye_ts: float | None = None
+    bye_cseq: int | None = None
+    bye_src_ip: str | None = None
+    bye_ok_ts: float | None = None
+    bye_ok_to_sender: bool = False
+    early_bye: bool = False
+    q850_cause: int | None = None
+    hangup_by: str | None = None
+
+    messages: int = 0
+    retransmissions: int = 0
+    duplicates: int = 0
+    seen: dict[int, list[float | str]] = {}
+    """Payload hash -> [time of last transmission, capture nodes that reported it]."""
+    next_interim: float = 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain dict (JSON-able) for a changelog-backed table."""
+        return msgspec.to_builtins(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CallState:
+        return msgspec.convert(state, cls, strict=False)
+
+
+def _ms(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round((b - a) * 1000.0, 3)
+
+
+def _s(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 6)
+
+
+def live_state(call: CallState) -> str:
+    """The public ``state`` of a leg still open."""
+    if call.answer_ts is not None:
+        return "confirmed" if call.confirmed else "answered"
+    if call.phase in (ENDING, FAILED):
+        return "terminated"
+    return "ringing" if call.ringing_ts is not None else "trying"
+
+def summarize(call: CallState, trunks: TrunkMap, *, final: bool, end_reason: str, state: str, now: float,
+              capture_end: bool = False) -> CallSummary:
+    """The :class:`CallSummary` of a leg (``now``: event time, for the duration of a leg still open)."""
+    start = call.start_ts
+    answered = call.answer_ts is not None
+    ringing = call.ringing_ts is not None
+    abandoned = call.cancel_ts is not None or call.early_bye
+    outcome = outcomes.call_outcome(call.final_status, ringing, abandoned, call.got_response,
+                                    capture_end or not final)
+    prov = call.prov_ts
+    if answered:
+        ring_end = call.answer_ts
+        if call.bye_ts is not None:
+            dur_end = call.bye_ts
+        elif capture_end or not final:
+            dur_end = max(now, call.end_ts)
+        else:
+            dur_end = call.end_ts
+    else:
+        ring_end = call.cancel_ts or (call.bye_ts if call.early_bye else None) or call.final_ts
+        dur_end = None
+    return CallSummary(
+        id=stable_id(call.call_id, start), call_id=call.call_id, correlation_id=call.correlation_id,
+        final=final, outcome=outcome, state=state, end_reason=end_reason,
+        start_ts=start, end_ts=call.end_ts,
+        caller=call.caller, caller_e164=call.caller_e164, callee=call.callee, callee_e164=call.callee_e164,
+        ruri=call.ruri, ruri_user=call.ruri_user, ruri_user_e164=call.ruri_user_e164,
+        pai_user=call.pai_user, pai_user_e164=call.pai_user_e164,
+        diversion_user=call.diversion_user, diversion_user_e164=call.diversion_user_e164,
+        src_ip=call.src_ip, dst_ip=call.dst_ip,
+        src_trunk=trunks.lookup(call.src_ip), dst_trunk=trunks.lookup(call.dst_ip),
+        hosts=list(call.hosts), caller_agent=call.caller_agent,
+        callee_agent=call.callee_agent or call.trying_agent,
+        invite_ts=start, first_provisional_ts=prov, ringing_ts=call.ringing_ts, answer_ts=call.answer_ts,
+        ack_ts=call.ack_ts, bye_ts=call.bye_ts, bye_ok_ts=call.bye_ok_ts, final_ts=call.final_ts,
+        final_status=call.final_status, final_reason=call.final_reason, q850_cause=call.q850_cause,
+        hangup_by=call.hangup_by,
+        srd_success_ms=_ms(start, prov if prov is not None else call.answer_ts) if answered else None,
+        srd_failure_ms=_ms(start, call.final_ts)
+        if not answered and outcomes.is_failure_response(call.final_status) else None,
+        sdd_ms=_ms(call.bye_ts, call.bye_ok_ts) if answered else None,
+        duration_s=_s(call.answer_ts, dur_end) if answered else None,
+        ring_time_s=_s(prov, ring_end) if prov is not None else None,
+        pdd_ms=_ms(start, prov if prov is not None else call.final_ts),
+        messages=call.messages, retransmissions=call.retransmissions, duplicates=call.duplicates,
+        codecs=list(call.codecs), answer_codecs=list(call.answer_codecs), nodes=list(call.nodes),
+    )
