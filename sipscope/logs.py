@@ -10,6 +10,20 @@ import structlog
 from sipscope.settings import get_settings
 
 
+class _StderrLogger:
+    """Writes each rendered line to the *current* ``sys.stderr`` (never stdout: `sipscope parse` owns it;
+    and never a stream captured once, which a test harness may have closed since)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _factory(*_args) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging() -> None:
     settings = get_settings()
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
@@ -24,7 +38,7 @@ def configure_logging() -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_factory,
         cache_logger_on_first_use=True,
     )
 
