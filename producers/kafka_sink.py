@@ -6,7 +6,8 @@
   ``message.timeout.ms``) is appended to the :class:`~producers.spool.Spool`, and the sink switches to
   *degraded* mode: new records are held in memory until the producer's in-flight records have all
   resolved (so the spool keeps the original order), then appended to the spool.
-* In degraded mode the sink probes the broker every ``probe_interval`` seconds; when it answers, the
+* In degraded mode a background thread probes the broker every ``probe_interval`` seconds (publishing
+  never blocks on a dead broker); when it answers, the
   spool is replayed in order, in chunks, and the sink goes back online once the spool is empty. A spool
   left on disk (the agent stopped during an outage) is replayed when the next agent starts.
 * Duplicates are possible only for a record the broker stored but could not acknowledge; every record
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +73,10 @@ class KafkaSink:
         self._hold: list[tuple[str, bytes | None, bytes]] = []
         self._degraded = len(self._spool) > 0
         self._probe_interval = probe_interval
-        self._next_probe = 0.0
+        self._broker_up = threading.Event()
+        self._closed = threading.Event()
+        self._prober = threading.Thread(target=self._probe_loop, name="kafka-sink-probe", daemon=True)
+        self._prober.start()
         self._drain_chunk = drain_chunk
         self.delivered = 0
         self.spooled = 0
@@ -103,6 +108,7 @@ class KafkaSink:
         if len(self._spool):
             log.warning("spool_left_on_disk", records=len(self._spool), spool=str(self._spool.path),
                         hint="it is replayed when the next agent starts")
+        self._closed.set()
         self._spool.close()
 
     @property
@@ -144,7 +150,7 @@ class KafkaSink:
 
     def _enter_degraded(self, why: str) -> None:
         self._degraded = True
-        self._next_probe = time.monotonic() + self._probe_interval
+        self._broker_up.clear()
         log.warning("kafka_unreachable_spooling", reason=why, spool=str(self._spool.path))
 
     def _to_spool(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -164,16 +170,28 @@ class KafkaSink:
                 self._to_spool(t, k, v)
             self._hold.clear()
 
+    def _probe_loop(self) -> None:
+        """Background broker probe while degraded, so publishing never blocks on a dead broker."""
+        while not self._closed.wait(self._probe_interval):
+            if not self._degraded:
+                continue
+            try:
+                self._p.list_topics(timeout=2.0)
+                self._broker_up.set()
+            except KafkaException:
+                self._broker_up.clear()
+
     def _try_drain(self, force: bool = False) -> bool:
         """Replay the spool if the broker answers. True when the sink is back online."""
-        now = time.monotonic()
-        if self._hold or len(self._p) or (not force and now < self._next_probe):
+        if self._hold or len(self._p):
             return False
-        self._next_probe = now + self._probe_interval
-        try:
-            self._p.list_topics(timeout=min(2.0, self._probe_interval))
-        except KafkaException:
-            return False
+        if not self._broker_up.is_set():
+            if not force:
+                return False
+            try:  # flush()/close() may wait: ask directly
+                self._p.list_topics(timeout=min(2.0, self._probe_interval))
+            except KafkaException:
+                return False
         while len(self._spool):
             chunk = self._spool.peek(self._drain_chunk)
             failed: list[KafkaError] = []
@@ -195,6 +213,7 @@ class KafkaSink:
             self._p.flush(self._conf["message.timeout.ms"] / 1000 + 5)
             if failed:
                 log.warning("spool_replay_interrupted", error=failed[0].name(), pending=len(self._spool))
+                self._broker_up.clear()
                 return False
             self._spool.commit(chunk[-1][0], len(chunk))
             SPOOL_DEPTH.set(len(self._spool))
