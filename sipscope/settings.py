@@ -119,6 +119,9 @@ class IndexerSettings(BaseModel):
     """Seconds between progress log lines (docs/s, lag, retries, rejects)."""
     setup_on_start: bool = True
     """Run ``sipscope setup`` (templates, ILM policy) when the indexer starts."""
+    max_future_days: float = 1.0
+    """Records whose event time is further ahead of now go to sip.rejected (``ts_in_future``): a daily index
+    dated years ahead (a capture clock gone wrong) would escape the retention period. 0 = no limit."""
 
 
 class CorrelationSettings(BaseModel):
@@ -216,6 +219,9 @@ class AnomalySettings(BaseModel):
     """Half-life, in minutes, of the EWMA baselines."""
     baseline_warmup_min: int = 30
     """Minutes of history before a baseline is used."""
+    baseline_max_freeze_min: float = 360.0
+    """A baseline stops learning while its key alerts, but for at most this many minutes: a change that
+    lasts longer becomes the new normal (and the alert can resolve)."""
     baseline_seasonal: bool = False
     """Keep one baseline per hour of day as well (used once warm, else the flat one)."""
     baseline_seasonal_warmup_min: int = 120
@@ -317,6 +323,44 @@ class AnomalySettings(BaseModel):
     """... for a key whose moving average is at least this many concurrent calls."""
 
 
+class WorkerSettings(BaseModel):
+    """``sipscope worker``: the Faust app that correlates ``sip.messages`` into calls and registrations.
+
+    Event time drives every timer; the wall clock only moves an *idle* partition on (see ``clock_lag_s``).
+    """
+
+    app_id: str = "sipscope-worker"
+    """Faust app id: the Kafka consumer group and the prefix of the changelog topics
+    (``<app_id>-calls-changelog``, ``<app_id>-registrations-changelog``). Workers with one id share the work."""
+    batch_max: int = 2000
+    """Messages taken from the stream at a time; table writes of a batch are coalesced per Call-ID."""
+    batch_within_s: float = 0.05
+    """Longest wait to fill a batch (bounds the added latency)."""
+    tick_s: float = 1.0
+    """Interval of the periodic timer that moves idle partitions on by the wall clock and expires markers."""
+    idle_s: float = 5.0
+    """A partition with no message for this long (and nothing left to read) is idle."""
+    clock_lag_s: float = 10.0
+    """Wall-clock allowance: an idle partition's event time is moved to ``now - clock_lag_s``, so the calls it
+    holds reach their timeouts when no more messages come. A message captured more than this long before
+    it reaches the worker (agent spool replay, clock skew) may find its call already closed."""
+    done_keep_s: float = 120.0
+    """Wall-clock seconds a finished call's marker stays in its table (at least ``closed_memory_s`` of event
+    time too); must exceed the commit interval so a replay after a crash never reopens a finished call."""
+    commit_interval_s: float = 1.0
+    """Offsets of processed messages are committed this often (what a crash replays at most)."""
+    session_timeout_s: float = 10.0
+    """Kafka group session timeout: how soon the partitions of a dead worker move to the others."""
+    heartbeat_s: float = 3.0
+    """Kafka group heartbeat interval (below a third of the session timeout)."""
+    standby_replicas: int = 0
+    """Standby copies of each table partition kept by other workers (faster fail-over, more memory)."""
+    web_port: int = 0
+    """Port of Faust's web server on 127.0.0.1 (0 = off)."""
+    progress_s: float = 10.0
+    """Seconds between progress log lines."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIPSCOPE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -333,6 +377,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     correlation_headers: list[str] = ["X-CID", "P-Charging-Vector", "Session-ID", "X-Call-ID"]
     """Headers, in order of preference, whose value links the legs of one call through a B2BUA/SBC."""
     hep_auth_key: SecretStr | None = None

@@ -251,3 +251,15 @@ def render_text(report: Report) -> str:
                       [(_t(a.ts), a.name, a.status, a.severity, f"{a.subject_type}:{a.subject}", f"{a.observed:g}")
                        for a in report.alerts])
     return "\n".join(out) + "\n"
+
+
+def _register_default_engines() -> None:
+    """KPIs and anomaly detection run in `sipscope analyze` by default (the worker runs the same engines)."""
+    from streams.anomaly.engine import AnomalyEngine
+    from streams.kpis import KpiRollup
+
+    register_engine(KpiRollup.from_settings)
+    register_engine(AnomalyEngine.from_settings)
+
+
+_register_default_engines()

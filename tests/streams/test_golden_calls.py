@@ -349,7 +349,11 @@ def test_analyze_command_json(capsys):
     assert sipscope(["analyze", str(PCAPS / "b2bua-freeswitch-sbc-one-call-two-legs.pcap"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"calls", "registrations", "stats", "alerts"} <= set(doc)
-    assert doc["stats"] == [] and doc["alerts"] == []
+    assert doc["alerts"] == [], "an ordinary call through an SBC raises no alert"
+    # KPI rows run by default: both legs are initial INVITEs, both answered (scope "all")
+    rows = [r for r in doc["stats"] if r["scope"] == "all"]
+    assert sum(r.get("attempts", 0) for r in rows) == 2
+    assert sum(r.get("answered", 0) for r in rows) == 2
     assert [(c["call_id"], c["outcome"], c["final_status"], c["from_user"], c["to_user"]) for c in doc["calls"]] == [
         ("1-600760@38.242.140.216", "answered", 200, "11100", "service"),
         ("0ab3de64-a953-123e-4f86-00505658449a", "answered", 200, "+351913417084", "22200"),
