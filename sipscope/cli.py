@@ -9,7 +9,15 @@ import sys
 from sipscope import __version__
 
 # modules that expose ``register(subparsers)``; a stage not built yet is simply absent
-_COMMAND_MODULES = ["sipscope.stack", "producers.cli", "streams.cli", "indexers.cli"]
+_COMMAND_MODULES = [
+    "sipscope.stack",
+    "producers.cli",
+    "producers.loadgen.cli",
+    "streams.cli",
+    "streams.capacity_cli",
+    "indexers.cli",
+    "indexers.web.cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
