@@ -2,7 +2,7 @@
 # Installs the Debian packages sipscope needs (peers used by tests and the demo, Java, Maven).
 # Run as root on Debian/Ubuntu: installs what is missing. As another user: lists what is missing.
 set -euo pipefail
-PKGS=(tshark sip-tester kamailio sipvicious sngrep maven default-jdk-headless unzip)
+PKGS=(tshark sip-tester kamailio sipvicious sngrep maven default-jdk-headless unzip chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -351,14 +351,62 @@ class WorkerSettings(BaseModel):
     """Offsets of processed messages are committed this often (what a crash replays at most)."""
     session_timeout_s: float = 10.0
     """Kafka group session timeout: how soon the partitions of a dead worker move to the others."""
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``, one per worker process): a restarted worker takes its
+    partitions back at once instead of waiting for the session timeout and a rebalance."""
     heartbeat_s: float = 3.0
     """Kafka group heartbeat interval (below a third of the session timeout)."""
     standby_replicas: int = 0
     """Standby copies of each table partition kept by other workers (faster fail-over, more memory)."""
     web_port: int = 0
     """Port of Faust's web server on 127.0.0.1 (0 = off)."""
+    uvloop: bool = True
+    """Run on uvloop when it is installed (about a sixth less CPU per message than asyncio's own loop)."""
     progress_s: float = 10.0
     """Seconds between progress log lines."""
+    analytics_app_id: str | None = None
+    """App id of ``sipscope worker --role analytics`` (KPIs, alerts), default ``<app_id>-analytics``."""
+    snapshot_s: float = 5.0
+    """``--role analytics``: seconds between snapshots of the KPI and anomaly state (input is committed only
+    up to the last snapshot, so a restart replays at most this much)."""
+
+
+class WebSettings(BaseModel):
+    """``sipscope ui``: the trace web app (``indexers/web/``) and its local users."""
+
+    listen: str = "127.0.0.1:8080"
+    """Address and port the app binds to (loopback by default; put a TLS proxy in front to expose it)."""
+    users_file: Path = Field(default_factory=lambda: _default_state_dir() / "users.json")
+    """Local users: scrypt password hashes and SHA-256 hashes of API tokens (written mode 0600)."""
+    secret_key: SecretStr | None = None
+    """Key signing the session cookies; when unset one is generated once and kept in ``secret_file``."""
+    secret_file: Path = Field(default_factory=lambda: _default_state_dir() / "web-secret")
+    """Where the generated session key is kept (mode 0600)."""
+    cookie_secure: bool = False
+    """Mark the session cookie ``Secure`` (set it when the app is served over https)."""
+    session_hours: float = 12.0
+    """A login is valid this long."""
+    page_size: int = 50
+    """Rows per page of the trace table."""
+    max_results: int = 1000
+    """Most trace rows reachable by paging (and most messages drawn in one ladder); narrow the search beyond."""
+    es_timeout_s: float = 15.0
+    """Seconds one Elasticsearch request of the app may take before the page says it is not answering."""
+    explanations_file: Path = PROJECT_ROOT / "infra" / "web" / "sip-explanations.yaml"
+    """Plain-words explanations of response codes, headers and causes shown to support staff (operator-editable)."""
+
+
+class CapacitySettings(BaseModel):
+    """``sipscope capacity``: busy hour, Erlangs and Erlang B circuits per trunk (``streams/capacity.py``)."""
+
+    blocking: float = 0.01
+    """Grade of service: the Erlang B blocking probability the circuits are sized for (0.01 = 1 %)."""
+    step_min: int = 15
+    """Busy-hour windows start every this many minutes (15 = ITU-T E.500 quarter hours, 1 = sliding)."""
+    holding: str = "seizure"
+    """Holding time counted: ``seizure`` (INVITE to the end, ringing included) or ``answered`` (200 to BYE)."""
+    busy_hour: str = "peak"
+    """``peak`` (the busiest continuous hour of the data) or ``tcbh`` (time-consistent over the days)."""
 
 
 class Settings(BaseSettings):
@@ -378,6 +426,8 @@ class Settings(BaseSettings):
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     correlation_headers: list[str] = ["X-CID", "P-Charging-Vector", "Session-ID", "X-Call-ID"]
     """Headers, in order of preference, whose value links the legs of one call through a B2BUA/SBC."""
     hep_auth_key: SecretStr | None = None
