@@ -1,4 +1,4 @@
-"""Commands of the stream processors: ``sipscope analyze``."""
+"""Commands of the stream processors: ``sipscope analyze``, ``sipscope worker``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _cmd_worker(args) -> int:
+    from sipscope.settings import get_settings
+    from streams.app import run
+
+    settings = get_settings()
+    if args.app_id:
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"app_id": args.app_id})})
+    return run(settings, args.role)
+
+
 def register(sub) -> None:
     a = sub.add_parser("analyze", help="calls, registrations, KPIs and alerts of a capture (offline, no servers)")
     a.add_argument("file", help="pcap or pcapng file")
@@ -33,3 +43,10 @@ def register(sub) -> None:
     a.add_argument("--compact", action="store_true", help="with --json: no indentation")
     a.add_argument("--keylog", help="NSS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS")
     a.set_defaults(func=_cmd_analyze)
+
+    w = sub.add_parser("worker", help="Faust worker: sip.messages -> calls, registrations; --role analytics: KPIs, alerts")
+    w.add_argument("--app-id", help="Faust app id / consumer group (default: worker.app_id, SIPSCOPE_WORKER__APP_ID)")
+    w.add_argument("--role", choices=("correlate", "analytics"), default="correlate",
+                   help="correlate: sip.messages -> sip.calls, sip.registrations (scale out by partitions); "
+                        "analytics: messages, calls, registrations -> sip.stats, sip.alerts (run exactly one)")
+    w.set_defaults(func=_cmd_worker)

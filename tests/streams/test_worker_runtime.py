@@ -1,0 +1,165 @@
+"""The Faust adapter (streams/app.py Runtime) with a fake app: what it publishes, in which order, and how it
+survives bad input. No Kafka: the producer records what it is given and acknowledges when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from faust.types import TP
+from sipbuild import Leg, answered_call
+
+from sipscope import records, topics
+from sipscope.records import CallSummary, Rejected
+from sipscope.settings import KafkaSettings, Settings
+from streams import app as appmod
+from streams import worker as wk
+
+SRC = "p-sip.messages"
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None, asyncio.Future]] = []
+        self.auto_ack = True
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        fut = asyncio.get_running_loop().create_future()
+        if self.auto_ack:
+            fut.set_result(None)
+        self.sent.append((topic, key, value, partition, fut))
+        return fut
+
+    def topics(self) -> list[str]:
+        return [t for t, *_ in self.sent]
+
+
+class FakeTable:
+    def __init__(self, name: str) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"app-{name}-changelog")
+
+
+def runtime(partitions=(0,)) -> tuple[appmod.Runtime, FakeProducer]:
+    settings = Settings(kafka=KafkaSettings(topic_prefix="p-"))
+    producer = FakeProducer()
+    async def position(tp):
+        return 1
+
+    consumer = SimpleNamespace(assignment=lambda: {TP(SRC, p) for p in partitions}, highwater=lambda tp: 1,
+                               position=position)
+    app = SimpleNamespace(rebalancing=False, producer=producer, consumer=consumer,
+                          tables=SimpleNamespace(recovery=SimpleNamespace(completed=asyncio.Event())))
+    app.tables.recovery.completed.set()
+    tables = {name: FakeTable(name) for name in (wk.CALLS, wk.REGISTRATIONS)}
+    return appmod.Runtime(app, settings, SRC, tables), producer
+
+
+def events(values, partition=0, start=0):
+    return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=start + i), value=v)
+            for i, v in enumerate(values)]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_batch_publishes_summaries_then_markers_after_the_acks():
+    async def go():
+        rt, prod = runtime()
+        leg = Leg("a@rt")
+        msgs = answered_call(leg, 5000.0)
+        await rt.process(events([records.encode(m) for m in msgs]))
+        # the open state is in the calls table and its changelog, on the source partition
+        assert prod.topics() == ["app-calls-changelog"] and prod.sent[0][3] == 0
+        entry = wk.decode_entry(wk.CALLS, rt.tables[wk.CALLS].data[b"a@rt"])
+        assert entry.state is not None and entry.o == len(msgs) - 1
+        prod.auto_ack = False
+        stray = leg.again(msgs[-1], 5100.0)  # moves event time past the BYE wait: the call closes
+        task = asyncio.create_task(rt.process(events([records.encode(stray)], start=len(msgs))))
+        await asyncio.sleep(0.05)
+        assert prod.topics()[-1] == "p-sip.calls", "no marker before the summary is acknowledged"
+        assert not task.done()
+        for *_, fut in prod.sent:
+            if not fut.done():
+                fut.set_result(None)
+        await task
+        assert prod.topics()[-1] == "app-calls-changelog"
+        summary = records.decode(prod.sent[-2][2], CallSummary)
+        assert summary.final and summary.call_id == "a@rt" and prod.sent[-2][1] == b"a@rt"
+        marker = wk.decode_entry(wk.CALLS, rt.tables[wk.CALLS].data[b"a@rt"])
+        assert marker.state is None and marker.done is not None
+    run(go())
+
+
+def test_bad_values_and_engine_errors_go_to_rejected_and_the_batch_goes_on(monkeypatch):
+    async def go():
+        rt, prod = runtime()
+        ok, boom = Leg("ok@rt"), Leg("boom@rt")
+        real_feed = wk.Shard.feed
+
+        def feed(self, offset, msg):
+            if msg.call_id == "boom@rt":
+                raise ValueError("engine exploded")
+            return real_feed(self, offset, msg)
+
+        monkeypatch.setattr(wk.Shard, "feed", feed)
+        values = [b"{not json", records.encode(boom.invite(1.0)), records.encode(ok.invite(2.0)),
+                  b'{"v": 2, "call_id": "x"}']
+        await rt.process(events(values))
+        rejected = [(t, k, records.decode(v, Rejected)) for t, k, v, _, _ in prod.sent if t == "p-sip.rejected"]
+        assert [(k, r.reason) for _, k, r in rejected] == [
+            (b"worker", "bad_record"), (b"worker", "engine_error"), (b"worker", "unsupported_schema_version")]
+        assert rejected[1][2].detail == "ValueError('engine exploded')" and rejected[1][2].ts == 1.0
+        assert b"ok@rt" in rt.tables[wk.CALLS].data, "the good message of the batch was processed"
+        assert rt.shards[0].position == 3 and rt.counts["rejected"] == 3
+    run(go())
+
+
+def test_tick_closes_idle_partitions_by_the_wall_clock(monkeypatch):
+    async def go():
+        rt, prod = runtime(partitions=(0, 1))
+        leg = Leg("idle@rt")
+        await rt.process(events([records.encode(leg.invite(1000.0))], partition=1))
+        await rt.tick()
+        assert "p-sip.calls" not in prod.topics(), "not idle yet"
+        rt.shards[1].last_message_wall -= rt.w.idle_s + 1
+        rt.app.consumer.highwater = lambda tp: 7  # more to read: not idle, whatever the clock says
+        await rt.tick()
+        assert "p-sip.calls" not in prod.topics()
+        rt.app.consumer.highwater = lambda tp: 1
+        await rt.tick()
+        summary = records.decode(next(v for t, _, v, _, _ in prod.sent if t == "p-sip.calls"), CallSummary)
+        assert (summary.call_id, summary.end_reason, summary.outcome) == ("idle@rt", "timeout_no_final", "failed")
+        assert rt.shards[1].watermark > 1e9, "event time moved to the wall clock minus the lag"
+        assert rt.shards[0].watermark == float("-inf"), "an empty partition has no event time to move"
+    run(go())
+
+
+def test_shards_are_rebuilt_from_the_tables_after_a_rebalance():
+    async def go():
+        rt, _prod = runtime(partitions=(0, 2))
+        await rt.process(events([records.encode(Leg("keep@rt").invite(1000.0))], partition=2))
+        await rt.on_revoked(None, {TP(SRC, 0), TP(SRC, 2)})
+        assert rt.shards is None
+        await rt.tick()  # rebuilds
+        assert sorted(rt.shards) == [0, 2] and rt.shards[2].corr.calls.open_calls() == ["keep@rt"]
+    run(go())
+
+
+@pytest.mark.parametrize("want", [True, False])
+def test_event_loop_policy(want):
+    got = appmod._event_loop_policy(want)
+    try:
+        assert got.startswith(("uvloop", "asyncio"))
+        assert want or got == "asyncio"
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+def test_topic_names_follow_the_prefix():
+    rt, _ = runtime()
+    assert (rt.t_calls, rt.t_regs, rt.t_rejected) == tuple(
+        topics.name(t, Settings(kafka=KafkaSettings(topic_prefix="p-")))
+        for t in (topics.CALLS, topics.REGISTRATIONS, topics.REJECTED))
