@@ -406,11 +406,17 @@ def start_kafka(settings: Settings, paths: Paths) -> None:
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt_log = logs / "format.log"
-        with open(fmt_log, "w") as fh:
-            rc = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--config", str(props), "--cluster-id", cluster_id, "--ignore-formatted"],
-                                stdout=fh, stderr=subprocess.STDOUT).returncode
+        for attempt in (1, 2):
+            with open(fmt_log, "w") as fh:
+                rc = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--config", str(props), "--cluster-id", cluster_id, "--ignore-formatted"],
+                                    stdout=fh, stderr=subprocess.STDOUT).returncode
+            if rc == 0 or attempt == 2:
+                break
+            # an unformatted data dir holds only leftovers of an interrupted start: clear it and try once more
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(parents=True, exist_ok=True)
         if rc != 0:
-            raise StackError(f"Kafka storage format failed (read {fmt_log})")
+            raise StackError(f"Kafka storage format failed (read {fmt_log}: {_tail(fmt_log, 2)})")
     _say(f"starting Kafka {KAFKA_VERSION} on {bootstrap} (log {paths.kafka_log})")
     with open(paths.kafka_out, "ab") as out:
         proc = subprocess.Popen(jvm + ["kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT,
