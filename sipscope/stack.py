@@ -377,6 +377,15 @@ def _render(template: Path, dest: Path, values: dict[str, str]) -> None:
     dest.write_text(text)
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them: 16 random bytes, URL-safe base64 without padding, never
+    starting with ``-`` (Kafka's ``Uuid.randomUuid`` redraws those: the storage tool would read it as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 def start_kafka(settings: Settings, paths: Paths) -> None:
     st = settings.stack
     bootstrap = f"{st.kafka_host}:{st.kafka_port}"
@@ -404,7 +413,7 @@ def start_kafka(settings: Settings, paths: Paths) -> None:
     jvm = [java, f"-Xms{st.kafka_heap}", f"-Xmx{st.kafka_heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
            f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={INFRA_STACK / 'log4j2.xml'}", "-cp", cp]
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         fmt_log = logs / "format.log"
         for attempt in (1, 2):
             with open(fmt_log, "w") as fh:

@@ -119,3 +119,10 @@ def test_missing_maven_is_named(tmp_path, monkeypatch):
     paths.cache.mkdir()
     with pytest.raises(stackmod.StackError, match="Maven"):
         stackmod.ensure_es_zip(paths)
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    # an id starting with "-" made kafka.tools.StorageTool read it as an option (1 start in 64 failed)
+    ids = [stackmod.new_cluster_id() for _ in range(5000)]
+    assert all(not i.startswith("-") and len(i) == 22 for i in ids)
+    assert len(set(ids)) == 5000
