@@ -57,9 +57,35 @@ def stack() -> Stack:
             stackmod.up(settings)
         except stackmod.StackError as exc:
             pytest.fail(f"the real stack did not start: {exc}")
+    if not running:
+        _warm_up(bootstrap, es_url)
     yield Stack(settings=settings, bootstrap=bootstrap, es_url=es_url)
     if not running and not os.environ.get("SIPSCOPE_TEST_KEEP_STACK"):
         stackmod.down(settings, quiet=True)
+
+
+def _warm_up(bootstrap: str, es_url: str) -> None:
+    """A freshly started stack pays one-time costs on first use (Kafka creates __consumer_offsets at the
+    first group join; the JVMs are cold): pay them here, not inside the first test's timing."""
+    from confluent_kafka import Consumer, Producer
+    from elasticsearch import Elasticsearch
+
+    topic = f"warmup-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": bootstrap, "log_level": 0})
+    p.produce(topic, b"x")
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest", "log_level": 0})
+    c.subscribe([topic])
+    for _ in range(60):
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            break
+    c.close()
+    es = Elasticsearch(es_url)
+    es.index(index=topic, document={"ts": "2026-01-01T00:00:00Z", "n": "1"}, refresh=True)
+    es.search(index=topic, query={"term": {"n": "1"}})
+    es.indices.delete(index=topic)
+    _cleanup(Stack(settings=Settings(), bootstrap=bootstrap, es_url=es_url), "warmup-")
 
 
 @dataclass
