@@ -27,7 +27,7 @@ def file_payloads(path: str, keylog: str | None, settings: Settings, counters=No
     if keylog:
         from producers.tshark_source import iter_tshark_payloads, tshark_command
 
-        return iter_tshark_payloads(tshark_command(read=path, keylog=keylog, tls_ports=[p for p in settings.capture.sip_ports if p == 5061] or [5061]))
+        return iter_tshark_payloads(tshark_command(read=path, keylog=keylog))
     from producers.pcap_source import PcapSource
 
     return iter(PcapSource(path, ports=settings.capture.sip_ports, counters=counters))
@@ -109,9 +109,11 @@ def _cmd_capture(args) -> int:
     except KeyboardInterrupt:
         n = stats.messages
     finally:
-        sink.flush(args.drain_timeout)
-        if hasattr(sink, "close"):
-            sink.close() if args.sink == "jsonl" else sink.close(timeout=1)
+        # one drain: KafkaSink.close flushes (spool replay included) within the timeout
+        if args.sink == "kafka":
+            sink.close(timeout=args.drain_timeout)
+        else:
+            sink.close()
     summary = stats.as_dict() | {"records": n, "skipped": dict(counters)}
     if args.sink == "kafka":
         summary |= {"delivered": sink.delivered, "spooled_left": sink.spool_depth, "dropped": sink.dropped}
