@@ -363,6 +363,12 @@ class WorkerSettings(BaseModel):
     """Port of Faust's web server on 127.0.0.1 (0 = off)."""
     uvloop: bool = True
     """Run on uvloop when it is installed (about a sixth less CPU per message than asyncio's own loop)."""
+    rewind_timeout_s: float = 10.0
+    """How long a partition waits for the records of a hole in the offsets Faust delivered after seeking back
+    to it (see ``streams/app.py``); then the hole is counted as lost (``offset_gap``) and processing goes on."""
+    fast_handoff: bool = True
+    """Hand fetched records to the agents inline unless the hand-off blocks (:mod:`streams.faust_fastpath`);
+    False runs faust-streaming's own per-record task race."""
     progress_s: float = 10.0
     """Seconds between progress log lines."""
     analytics_app_id: str | None = None

@@ -27,12 +27,15 @@ Topology (names carry ``kafka.topic_prefix``)::
 
 Delivery: at least once on the topics; exactly once counted by record ``id`` (see :mod:`streams.worker`).
 
-Known limit (faust-streaming 0.15.3): during a rebalance Faust discards records fetched in the previous
-consumer generation and acknowledges them (its generation check in the stream iterator); when the new
-generation does not seek back before them, they are never delivered and their offsets get committed.
-Seen in tests right after a restart that triggers two quick rebalances (static membership rejoin). The
-worker counts such holes (``offset_gap`` log, ``sipscope_worker_offset_gaps_total``); a record whose
-effect was already in the tables is harmless, any other is lost.
+Known limit of faust-streaming 0.15.3, and what the worker does about it: during a rebalance Faust discards
+records fetched in the previous consumer generation (its generation check in the stream iterator, and the
+buffers it clears when the flow is suspended); when the new generation keeps the partition and does not
+seek back, those records are never delivered. The runtime knows the next offset of every partition (the
+committed offset after an assignment, then each record it read), so it sees such a hole at the first record
+after it, seeks the partition back to the hole and skips what was already fetched beyond it until the
+hole's first record comes again (``offset_hole_rewind`` log, ``sipscope_worker_rewinds_total``). A hole that
+does not come back within ``worker.rewind_timeout_s`` (records deleted by retention meanwhile) is counted as
+lost (``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). The rest of the guarantee is below.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from sipscope.logs import get_logger
 from sipscope.records import CallSummary, Registration, Rejected, SipMessage, StatsRow
 from sipscope.settings import Settings
 from streams import worker as wk
+from streams.faust_fastpath import SipscopeApp
 
 log = get_logger(__name__)
 
@@ -60,6 +64,8 @@ OUTPUTS = Counter("sipscope_worker_outputs_total", "Records published by the wor
 REJECTS = Counter("sipscope_worker_rejected_total", "Inputs sent to sip.rejected, by reason.", ["reason"])
 LAG = Gauge("sipscope_worker_lag", "Messages not yet processed in an assigned sip.messages partition.", ["partition"])
 OPEN = Gauge("sipscope_worker_open", "Calls / registration chains open in this worker.", ["kind"])
+REWINDS = Counter("sipscope_worker_rewinds_total",
+                  "Holes in the offsets Faust delivered, refetched by seeking the partition back.", ["partition"])
 GAPS = Counter("sipscope_worker_offset_gaps_total",
                "Offsets Faust did not deliver between two consecutive records of a partition (it drops records "
                "fetched before a rebalance; see the report in streams/app.py).", ["partition"])
@@ -132,7 +138,7 @@ class Runtime:
         self.shards: dict[int, wk.Shard] | None = None
         self.lock = asyncio.Lock()
         self.counts = {"messages": 0, "calls": 0, "interim": 0, "registrations": 0, "rejected": 0, "replayed": 0,
-                       "offset_gaps": 0}
+                       "rewinds": 0, "offset_gaps": 0}
         self._next_progress = time.monotonic() + self.w.progress_s
 
     # -- shards ---------------------------------------------------------------------------------------
@@ -162,8 +168,12 @@ class Runtime:
                     foreign += 1
                     continue
                 shard.load(name, key, entry)
-        for shard in shards.values():
+        committed = app.consumer._committed_offset  # next offset to read, per partition (Faust's seek on assignment)
+        for p, shard in shards.items():
             shard.loaded()
+            c = committed.get(faust.types.TP(self.source, p))
+            if c:
+                shard.position = c - 1  # a hole right at the start is then seen too
         self.shards = shards
         log.info("partitions_loaded", partitions=sorted(mine), seconds=round(time.perf_counter() - t0, 3),
                  open=sum(s.stats["loaded_open"] for s in shards.values()),
@@ -195,11 +205,11 @@ class Runtime:
                     shard = shards[m.partition] = self._new_shard(m.partition)
                 touched[m.partition] = shard
                 if shard.position >= 0 and m.offset > shard.position + 1:
-                    # faust-streaming skips (and acks) records fetched in an older consumer generation; if
-                    # they were never applied before, their effect is lost: make it visible
-                    GAPS.labels(str(m.partition)).inc(m.offset - shard.position - 1)
-                    self.counts["offset_gaps"] += m.offset - shard.position - 1
-                    log.warning("offset_gap", partition=m.partition, expected=shard.position + 1, got=m.offset)
+                    if not await self._hole(shard, m.offset, wall):
+                        continue  # refetching from the hole: this record comes again
+                elif shard.rewind is not None and m.offset == shard.position + 1:
+                    log.info("offset_hole_refetched", partition=m.partition, offset=m.offset)
+                    shard.rewind = None
                 shard.note(m.offset, wall)
                 rec = wk.decode_message(value)
                 if type(rec) is Rejected:
@@ -218,6 +228,31 @@ class Runtime:
             self.counts["messages"] += n
             MESSAGES_IN.inc(n)
             await self._publish(outputs, rejects, touched.values())
+
+    async def _hole(self, shard: wk.Shard, offset: int, wall: float) -> bool:
+        """A record after a hole: offsets ``shard.position + 1 .. offset - 1`` were never delivered.
+        faust-streaming drops records fetched in an older consumer generation or flushed from its buffers
+        when a rebalance suspends the flow (see "Known limit" above), without seeking back. The first time,
+        seek the partition back to the hole and skip what arrives until the hole's first record comes
+        again (False: skip this record; Faust commits no offset past the unacknowledged hole meanwhile).
+        Only if the hole never comes back within ``worker.rewind_timeout_s`` (records deleted by retention)
+        is it counted as lost and processing goes on (True)."""
+        expected = shard.position + 1
+        if shard.rewind is None:
+            shard.rewind = (expected, wall + self.w.rewind_timeout_s)
+            REWINDS.labels(str(shard.partition)).inc()
+            self.counts["rewinds"] += 1
+            log.warning("offset_hole_rewind", partition=shard.partition, expected=expected, got=offset)
+            await self.app.consumer.seek(faust.types.TP(self.source, shard.partition), expected)
+            return False
+        if wall < shard.rewind[1]:
+            return False
+        shard.rewind = None
+        GAPS.labels(str(shard.partition)).inc(offset - expected)
+        self.counts["offset_gaps"] += offset - expected
+        log.error("offset_gap", partition=shard.partition, expected=expected, got=offset,
+                  hint="records between were not delivered again after a seek back; their effect is lost")
+        return True
 
     def _new_shard(self, partition: int) -> wk.Shard:
         log.warning("unexpected_partition", partition=partition)
@@ -461,7 +496,7 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
     w = settings.worker
     app_id = w.analytics_app_id or f"{w.app_id}-analytics"
     n = partitions if partitions is not None else prepare_topics(settings, app_id, ("analytics",))
-    app = faust.App(
+    app = _app_class(w)(
         app_id, broker=f"kafka://{settings.kafka.bootstrap}", store="memory://",
         processing_guarantee="at_least_once", autodiscover=False, web_enabled=bool(w.web_port),
         web_bind="127.0.0.1", web_port=w.web_port or 6066, topic_partitions=n, topic_replication_factor=1,
@@ -490,6 +525,10 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
     return app, rt
 
 
+def _app_class(w: Any) -> type[faust.App]:
+    return SipscopeApp if w.fast_handoff else faust.App
+
+
 async def _guarded(app: faust.App, coro: Any) -> None:
     """A batch failing outside the per-message handling is a bug: stop the worker (exit code 1, its batch
     is not committed and is replayed on restart) rather than leave Faust's agent dead in a live process."""
@@ -505,7 +544,7 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
     """The Faust app and its runtime (``partitions``: of ``sip.messages``; looked up/created when None)."""
     w = settings.worker
     n = partitions if partitions is not None else prepare_topics(settings)
-    app = faust.App(
+    app = _app_class(w)(
         w.app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",

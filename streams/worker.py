@@ -175,7 +175,9 @@ class Shard:
         self._calls = _Book(CALLS, CallEntry)
         self._regs = _Book(REGISTRATIONS, RegEntry)
         self.position = -1
-        """Offset of the last record read."""
+        """Offset of the last record read (-1: none yet and no committed offset known)."""
+        self.rewind: tuple[int, float] | None = None
+        """``(offset, give-up wall time)`` while the consumer was sought back to refetch a hole."""
         self.last_message_wall = clock()
         """Wall time of the last record read (idle detection); the load time before any."""
         self.stats = {"messages": 0, "replayed": 0, "loaded_open": 0, "loaded_done": 0}
