@@ -47,8 +47,13 @@ def runtime(partitions=(0,)) -> tuple[appmod.Runtime, FakeProducer]:
     async def position(tp):
         return 1
 
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp, offset):
+        seeks.append((tp, offset))
+
     consumer = SimpleNamespace(assignment=lambda: {TP(SRC, p) for p in partitions}, highwater=lambda tp: 1,
-                               position=position)
+                               position=position, seek=seek, seeks=seeks, _committed_offset={})
     app = SimpleNamespace(rebalancing=False, producer=producer, consumer=consumer,
                           tables=SimpleNamespace(recovery=SimpleNamespace(completed=asyncio.Event())))
     app.tables.recovery.completed.set()
@@ -163,3 +168,61 @@ def test_topic_names_follow_the_prefix():
     assert (rt.t_calls, rt.t_regs, rt.t_rejected) == tuple(
         topics.name(t, Settings(kafka=KafkaSettings(topic_prefix="p-")))
         for t in (topics.CALLS, topics.REGISTRATIONS, topics.REJECTED))
+
+
+def test_a_hole_in_the_delivered_offsets_is_refetched_by_seeking_back():
+    """faust-streaming can drop records it fetched before a rebalance; the runtime seeks back to the hole,
+    skips what comes after it until the hole's first record is delivered again, then goes on."""
+    async def go():
+        rt, prod = runtime()
+        msgs = answered_call(Leg("h@rt"), 5000.0)
+        enc = [records.encode(m) for m in msgs]
+        assert len(enc) >= 5
+        await rt.process(events(enc[:2]))                       # offsets 0, 1
+        await rt.process(events(enc[4:], start=4))              # 2 and 3 never came: a hole
+        assert rt.app.consumer.seeks == [(TP(SRC, 0), 2)]
+        assert rt.counts["rewinds"] == 1 and rt.shards[0].position == 1
+        await rt.process(events(enc[4:], start=4))              # fetched before the seek took effect: skipped
+        assert rt.app.consumer.seeks == [(TP(SRC, 0), 2)] and rt.shards[0].position == 1
+        await rt.process(events(enc[2:], start=2))              # the refetch from the hole on
+        assert rt.shards[0].rewind is None and rt.shards[0].position == len(enc) - 1
+        assert rt.counts["offset_gaps"] == 0
+        entry = wk.decode_entry(wk.CALLS, rt.tables[wk.CALLS].data[b"h@rt"])
+        assert entry.o == len(enc) - 1
+        return rt
+
+    rt = run(go())
+    # the call's state holds every message once: the same as feeding them in order
+    whole = wk.Shard(0, rt.s.correlation)
+    msgs = answered_call(Leg("h@rt"), 5000.0)
+    for i, m in enumerate(msgs):
+        whole.feed(i, m)
+    assert rt.shards[0].corr.calls.export_call("h@rt") == whole.corr.calls.export_call("h@rt")
+
+
+def test_a_hole_that_never_comes_back_is_counted_as_lost_and_processing_goes_on():
+    async def go():
+        rt, prod = runtime()
+        rt.w = rt.w.model_copy(update={"rewind_timeout_s": 0.0})
+        msgs = answered_call(Leg("g@rt"), 5000.0)
+        enc = [records.encode(m) for m in msgs]
+        await rt.process(events(enc[:1]))
+        await rt.process(events(enc[3:4], start=3))  # first sight of the hole: seek back, skip
+        assert rt.counts["rewinds"] == 1 and rt.counts["offset_gaps"] == 0
+        await rt.process(events(enc[3:], start=3))   # still not back and the wait is over: lost, go on
+        assert rt.counts["offset_gaps"] == 2 and rt.shards[0].position == len(enc) - 1
+        assert rt.shards[0].rewind is None
+
+    run(go())
+
+
+def test_the_committed_offset_at_assignment_makes_a_hole_at_the_start_visible():
+    async def go():
+        rt, prod = runtime()
+        rt.app.consumer._committed_offset[TP(SRC, 0)] = 10
+        msgs = answered_call(Leg("c@rt"), 5000.0)
+        await rt.process(events([records.encode(m) for m in msgs], start=12))
+        assert rt.app.consumer.seeks == [(TP(SRC, 0), 10)]
+        assert rt.shards[0].position == 9
+
+    run(go())
