@@ -103,9 +103,10 @@ def test_number_fields_have_keyword_e164_and_reversed_forms(family):
         assert props[f"{e164}_rev"]["type"] == "keyword"
 
 
-def test_messages_raw_is_searchable_text_and_ts_keeps_microseconds():
+def test_messages_raw_is_stored_not_indexed_and_ts_keeps_microseconds():
+    """raw comes back with every hit (trace, UI) but is not analysed (the largest ES cost per message)."""
     props = _props(FAMILIES["messages"])
-    assert props["raw"]["type"] == "text" and props["raw"].get("index", True)
+    assert props["raw"]["type"] == "text" and props["raw"]["index"] is False
     assert props["ts"]["type"] == "date_nanos"
 
 
