@@ -53,7 +53,7 @@ from sipscope.logs import get_logger
 from sipscope.records import CallSummary, Registration, Rejected, SipMessage, StatsRow
 from sipscope.settings import Settings
 from streams import worker as wk
-from streams.faust_fastpath import SipscopeApp
+from streams.faust_fastpath import SipscopeApp, records_of
 
 log = get_logger(__name__)
 
@@ -197,34 +197,39 @@ class Runtime:
             rejects: list[Rejected] = []
             touched: dict[int, wk.Shard] = {}
             wall = time.time()
+            n = 0
             for ev in events:
-                m = ev.message
-                value = ev.value
-                shard = shards.get(m.partition)
-                if shard is None:
-                    shard = shards[m.partition] = self._new_shard(m.partition)
-                touched[m.partition] = shard
-                if shard.position >= 0 and m.offset > shard.position + 1:
-                    if not await self._hole(shard, m.offset, wall):
-                        continue  # refetching from the hole: this record comes again
-                elif shard.rewind is not None and m.offset == shard.position + 1:
-                    log.info("offset_hole_refetched", partition=m.partition, offset=m.offset)
-                    shard.rewind = None
-                shard.note(m.offset, wall)
-                rec = wk.decode_message(value)
-                if type(rec) is Rejected:
-                    rejects.append(rec)
-                    continue
-                try:
-                    out = shard.feed(m.offset, rec)
-                except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
-                    log.warning("engine_error", call_id=rec.call_id, partition=m.partition, offset=m.offset,
-                                error=repr(exc))
-                    rejects.append(wk.rejected(value, "engine_error", repr(exc), rec))
-                    continue
-                if out:
-                    outputs.extend(out)
-            n = len(events)
+                skipped = False
+                for m in records_of(ev):
+                    n += 1
+                    value = m.value
+                    shard = shards.get(m.partition)
+                    if shard is None:
+                        shard = shards[m.partition] = self._new_shard(m.partition)
+                    touched[m.partition] = shard
+                    if shard.position >= 0 and m.offset > shard.position + 1:
+                        if not await self._hole(shard, m.offset, wall):
+                            skipped = True
+                            continue  # refetching from the hole: this record comes again
+                    elif shard.rewind is not None and m.offset == shard.position + 1:
+                        log.info("offset_hole_refetched", partition=m.partition, offset=m.offset)
+                        shard.rewind = None
+                    shard.note(m.offset, wall)
+                    rec = wk.decode_message(value)
+                    if type(rec) is Rejected:
+                        rejects.append(rec)
+                        continue
+                    try:
+                        out = shard.feed(m.offset, rec)
+                    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
+                        log.warning("engine_error", call_id=rec.call_id, partition=m.partition, offset=m.offset,
+                                    error=repr(exc))
+                        rejects.append(wk.rejected(value, "engine_error", repr(exc), rec))
+                        continue
+                    if out:
+                        outputs.extend(out)
+                if skipped:
+                    ev.message.incref()  # never acknowledged: its offsets come again after the seek
             self.counts["messages"] += n
             MESSAGES_IN.inc(n)
             await self._publish(outputs, rejects, touched.values())
@@ -243,7 +248,11 @@ class Runtime:
             REWINDS.labels(str(shard.partition)).inc()
             self.counts["rewinds"] += 1
             log.warning("offset_hole_rewind", partition=shard.partition, expected=expected, got=offset)
-            await self.app.consumer.seek(faust.types.TP(self.source, shard.partition), expected)
+            tp = faust.types.TP(self.source, shard.partition)
+            consumer = self.app.consumer
+            if hasattr(consumer, "forget_gaps"):
+                consumer.forget_gaps(tp, expected)  # packed records' gaps above the hole: not done yet
+            await consumer.seek(tp, expected)
             return False
         if wall < shard.rewind[1]:
             return False
@@ -411,27 +420,29 @@ class AnalyticsRuntime:
             assert eng is not None
             outputs: list[Any] = []
             rejects: list[Rejected] = []
+            n = 0
             for ev in events:
                 ev.message.incref()  # held until a snapshot covers it (see tick)
                 self.pending.append(ev)
-                m = ev.message
-                kind = self.kinds[m.topic]
-                try:
-                    rec = records.decode(ev.value, kind)
-                except Exception as exc:  # noqa: BLE001 - counted and reported, never fatal
-                    if kind is SipMessage:  # the correlating workers report bad messages already
+                for m in records_of(ev):
+                    n += 1
+                    kind = self.kinds[m.topic]
+                    try:
+                        rec = records.decode(m.value, kind)
+                    except Exception as exc:  # noqa: BLE001 - counted and reported, never fatal
+                        if kind is SipMessage:  # the correlating workers report bad messages already
+                            continue
+                        rejects.append(wk.rejected(m.value, "bad_record", f"{m.topic}: {exc}"))
                         continue
-                    rejects.append(wk.rejected(ev.value, "bad_record", f"{m.topic}: {exc}"))
-                    continue
-                try:
-                    out = eng.feed(f"{m.topic}:{m.partition}", m.offset, rec)
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("analytics_engine_error", topic=m.topic, offset=m.offset, error=repr(exc))
-                    rejects.append(wk.rejected(ev.value, "engine_error", repr(exc)))
-                    continue
-                if out:
-                    outputs.extend(out)
-            self.counts["records"] += len(events)
+                    try:
+                        out = eng.feed(f"{m.topic}:{m.partition}", m.offset, rec)
+                    except Exception as exc:  # noqa: BLE001
+                        log.warning("analytics_engine_error", topic=m.topic, offset=m.offset, error=repr(exc))
+                        rejects.append(wk.rejected(m.value, "engine_error", repr(exc)))
+                        continue
+                    if out:
+                        outputs.extend(out)
+            self.counts["records"] += n
             self.last_event_wall = time.time()
             self._flow = None
             outputs.extend(eng.advance())
@@ -513,9 +524,12 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
     rt = AnalyticsRuntime(app, settings, table)
     app.on_partitions_revoked.connect(rt.on_revoked)
 
+    app.pack_topics = frozenset(names) if w.pack_records else frozenset()
+    take = _take_size(w)
+
     @app.agent(src, name="analytics")
     async def analytics(stream):
-        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
+        async for events in stream.take_events(take, within=w.batch_within_s):
             await _guarded(app, rt.process(events))
 
     @app.timer(interval=w.tick_s, name="analytics_tick")
@@ -523,6 +537,11 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
         await rt.tick()
 
     return app, rt
+
+
+def _take_size(w: Any) -> int:
+    """Events per batch: records, or fetch groups of up to ``batch_max`` records when they are packed."""
+    return max(1, w.batch_max // 100) if w.pack_records and w.fast_handoff else w.batch_max
 
 
 def _app_class(w: Any) -> type[faust.App]:
@@ -582,9 +601,12 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
     rt = Runtime(app, settings, source, tables)
     app.on_partitions_revoked.connect(rt.on_revoked)
 
+    app.pack_topics = frozenset({source}) if w.pack_records else frozenset()
+    take = _take_size(w)
+
     @app.agent(src, name="correlate")
     async def correlate(stream):
-        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
+        async for events in stream.take_events(take, within=w.batch_within_s):
             await _guarded(app, rt.process(events))
 
     @app.timer(interval=w.tick_s, name="tick")

@@ -16,6 +16,15 @@ suspension exactly as Faust does. A callback that finishes without suspending co
 race either: nothing else runs on the loop meanwhile. Everything else in the loop is Faust's own code
 (``faust/transport/consumer.py``, ``Consumer._drain_messages``), unchanged.
 
+Fetch batches (``pack_records``): the agent's cost is still mostly Faust's per-event machinery (event,
+stream iterator, buffer, ack). With ``pack_records`` on, the records one fetch brought for one partition go
+to the agent as ONE event whose value is a :class:`Packed` list of the records (``.offset``, ``.value``...).
+Faust then acknowledges the group through the event of its last record; the offsets before it are
+registered as a gap, which is how Faust already accounts for offsets it never delivers (compacted topics):
+its commit counts them as done only up to an acknowledged offset after them, so nothing is committed before
+the whole group was processed. :meth:`FastConsumer.forget_gaps` drops such registrations above a hole the
+agent refetches (see ``streams/app.py``).
+
 Use :class:`SipscopeApp` in place of ``faust.App`` (its transport creates the fast consumer).
 """
 
@@ -27,6 +36,7 @@ from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import ConsumerMessage
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service, ServiceT
 
@@ -66,8 +76,54 @@ async def _finish(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
     return await _Resumed(coro, first)
 
 
+class Packed(list):
+    """The records of one fetch for one partition, delivered as one event (see the module docstring)."""
+
+    __slots__ = ()
+
+
+def records_of(event: Any) -> Any:
+    """The Kafka records an agent event stands for: the packed ones, or its own message."""
+    value = event.value
+    return value if type(value) is Packed else (event.message,)
+
+
 class FastConsumer(faust_aiokafka.Consumer):
     """faust-streaming's aiokafka consumer with the per-record hand-off described in the module docstring."""
+
+    @property
+    def pack_records(self) -> frozenset[str]:
+        """Topics whose records are packed (the agents' sources; never table changelogs)."""
+        return getattr(self.app, "pack_topics", frozenset())
+
+    def forget_gaps(self, tp: Any, from_offset: int) -> None:
+        """Drop gap registrations at and above ``from_offset`` (those records are being fetched again)."""
+        gaps = self._gap.get(tp)
+        if gaps:
+            gaps.chop(from_offset, 2**63)
+
+    async def _deliver(self, message: Any) -> None:
+        coro = self.callback(message)
+        if self.suspend_flow.is_set():
+            await self.wait_first(coro, self.suspend_flow.wait())
+            return
+        try:
+            first = coro.send(None)
+        except StopIteration:
+            return
+        await self.wait_first(asyncio.ensure_future(_finish(coro, first)), self.suspend_flow.wait())
+
+    async def _deliver_packed(self, tp: Any, msgs: list[Any]) -> None:
+        last = msgs[-1]
+        if len(msgs) == 1:
+            await self._deliver(last)
+            return
+        if self.app.topics.acks_enabled_for(last.topic):
+            await self._add_gap(tp, msgs[0].offset, last.offset - 1)
+        packed = ConsumerMessage(last.topic, last.partition, last.offset, last.timestamp, last.timestamp_type,
+                                 last.headers, last.key, Packed(msgs), None, None, None, last.tp,
+                                 generation_id=last.generation_id)
+        await self._deliver(packed)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - Faust's loop, one line changed
         callback = self.callback
@@ -94,7 +150,35 @@ class FastConsumer(faust_aiokafka.Consumer):
                 set_flag(flag_consumer_fetching)
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
-                if not self.should_stop:
+                pack = self.pack_records
+                if not self.should_stop and pack:
+                    groups: dict[Any, list[Any]] = {}
+                    async for tp, message in ait:
+                        offset = message.offset
+                        if message.topic not in pack:  # changelogs (table recovery): one by one, as Faust does
+                            r_offset = get_read_offset(tp)
+                            if r_offset is None or offset >= r_offset:
+                                if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                                await self._deliver(message)
+                                set_read_offset(tp, offset)
+                            continue
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)  # as Faust does (compaction)
+                            group = groups.get(tp)
+                            if group is None:
+                                group = groups[tp] = []
+                            group.append(message)
+                            set_read_offset(tp, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    for tp, group in groups.items():
+                        await self._deliver_packed(tp, group)
+                    unset_flag(flag_consumer_fetching)
+                elif not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
@@ -153,5 +237,10 @@ class FastTransport(faust_aiokafka.Transport):
 class SipscopeApp(faust.App):
     """``faust.App`` whose consumer is :class:`FastConsumer` (``kafka://`` brokers only)."""
 
+    pack_topics: frozenset[str] = frozenset()
+    """Topics whose records of one fetch and partition reach the agent as one :class:`Packed` event."""
+
     def _new_transport(self) -> Any:
         return FastTransport(self.conf.broker_consumer, self)
+
+

@@ -52,8 +52,11 @@ def runtime(partitions=(0,)) -> tuple[appmod.Runtime, FakeProducer]:
     async def seek(tp, offset):
         seeks.append((tp, offset))
 
+    forgotten: list[tuple[TP, int]] = []
+
     consumer = SimpleNamespace(assignment=lambda: {TP(SRC, p) for p in partitions}, highwater=lambda tp: 1,
-                               position=position, seek=seek, seeks=seeks, _committed_offset={})
+                               position=position, seek=seek, seeks=seeks, _committed_offset={},
+                               forget_gaps=lambda tp, o: forgotten.append((tp, o)), forgotten=forgotten)
     app = SimpleNamespace(rebalancing=False, producer=producer, consumer=consumer,
                           tables=SimpleNamespace(recovery=SimpleNamespace(completed=asyncio.Event())))
     app.tables.recovery.completed.set()
@@ -62,8 +65,20 @@ def runtime(partitions=(0,)) -> tuple[appmod.Runtime, FakeProducer]:
 
 
 def events(values, partition=0, start=0):
-    return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=start + i), value=v)
-            for i, v in enumerate(values)]
+    out = []
+    for i, v in enumerate(values):
+        msg = SimpleNamespace(partition=partition, offset=start + i, value=v, refs=1)
+        msg.incref = lambda msg=msg: setattr(msg, "refs", msg.refs + 1)
+        out.append(SimpleNamespace(message=msg, value=v))
+    return out
+
+
+def packed(values, partition=0, start=0):
+    """One event standing for several records (a fetch group, streams/faust_fastpath.py)."""
+    from streams.faust_fastpath import Packed
+
+    msgs = [e.message for e in events(values, partition, start)]
+    return [SimpleNamespace(message=msgs[-1], value=Packed(msgs))]
 
 
 def run(coro):
@@ -226,3 +241,29 @@ def test_the_committed_offset_at_assignment_makes_a_hole_at_the_start_visible():
         assert rt.shards[0].position == 9
 
     run(go())
+
+
+def test_packed_fetch_groups_are_processed_record_by_record_and_a_hole_before_one_is_refetched():
+    async def go():
+        rt, prod = runtime()
+        msgs = answered_call(Leg("p@rt"), 5000.0)
+        enc = [records.encode(m) for m in msgs]
+        await rt.process(packed(enc[:2]))                   # one event, offsets 0 and 1
+        assert rt.shards[0].position == 1 and rt.counts["messages"] == 2
+        late = packed(enc[4:], start=4)                     # 2 and 3 were dropped: a hole
+        await rt.process(late)
+        assert rt.app.consumer.seeks == [(TP(SRC, 0), 2)]
+        assert rt.app.consumer.forgotten == [(TP(SRC, 0), 2)]  # the group's gap is not "done" any more
+        assert late[0].message.refs == 2                    # held: Faust never acknowledges the skipped group
+        await rt.process(packed(enc[2:], start=2))          # the refetch
+        assert rt.shards[0].rewind is None and rt.shards[0].position == len(enc) - 1
+        entry = wk.decode_entry(wk.CALLS, rt.tables[wk.CALLS].data[b"p@rt"])
+        return rt, entry
+
+    rt, entry = run(go())
+    msgs = answered_call(Leg("p@rt"), 5000.0)
+    whole = wk.Shard(0, rt.s.correlation)
+    for i, m in enumerate(msgs):
+        whole.feed(i, m)
+    assert entry.o == len(msgs) - 1
+    assert rt.shards[0].corr.calls.export_call("p@rt") == whole.corr.calls.export_call("p@rt")
