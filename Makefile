@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 	@./infra/setup-system.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml producers/sipcore/Cargo.toml producers/sipcore/src/lib.rs
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q ./producers/sipcore
 	@touch $(STAMP)
 
 stack-up: setup

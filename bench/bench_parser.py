@@ -11,8 +11,10 @@ this script is a benchmark, not a pcap reader). Rates are measured in CPU time o
 rounds is kept. The parser memoises its pure address/URI/SDP sub-parsers (see producers/sip_parser.py,
 "Speed"): the first line is measured with the memos emptied before every message (the worst case),
 the others pass by pass in capture order, each pass from empty memos, and the memo hit ratios of one
-pass are printed. The embedded samples are one dialog, so their hits are those of one call; captures
-of load generators (SIPp) reuse the same URIs and SDP in every call and hit more than real traffic.
+pass are printed. ``parse_sip`` uses the native core (producers/sipcore) when it is installed; the
+``parse_sip_python`` lines time the pure-Python parser side by side. The embedded samples are one
+dialog, so their hits are those of one call; captures of load generators
+(SIPp) reuse the same URIs and SDP in every call and hit more than real traffic.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from producers.sip_parser import (
     _from_to,
     _sdp_fields,
     _uri_parts,
+    NATIVE,
     clear_caches,
     parse_sip,
+    parse_sip_python,
 )
 from producers.sip_record import to_record
 from sipscope import records
@@ -188,10 +192,11 @@ def rate(fn: Callable[[bytes], object], messages: list[bytes], rounds: int, seco
 
 
 def hit_ratio(messages: list[bytes]) -> str:
-    """Memo hit ratios after one pass over the messages in capture order, from empty memos."""
+    """Memo hit ratios after one pass over the messages in capture order, from empty memos
+    (of the Python parser: the native core, when installed, keeps no memos)."""
     clear_caches()
     for m in messages:
-        parse_sip(m, CORRELATION)
+        parse_sip_python(m, CORRELATION)
     parts = []
     for name, fn in (("address", _from_to), ("contact/pai", _address), ("ruri", _uri_parts), ("sdp", _sdp_fields)):
         info = fn.cache_info()
@@ -242,7 +247,14 @@ def main() -> None:
         f"size mean {statistics.mean(sizes):.0f} B, min {min(sizes)}, max {max(sizes)}"
     )
     print(f"memo hits in one pass: {hit_ratio(good)}")
+
+    def parse_python(m: bytes) -> object:
+        return parse_sip_python(m, CORRELATION)
+
+    print(f"native core (sipscope_sipcore) in use: {NATIVE}")
     runs = (
+        ("parse_sip_python, cold", parse_python, True),
+        ("parse_sip_python", parse_python, False),
         ("parse_sip, cold memos", parse, True),
         ("parse_sip", parse, False),
         ("parse_sip+to_record", parse_record, False),

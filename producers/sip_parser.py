@@ -7,6 +7,11 @@ Public API
 ----------
 ``parse_sip(data, correlation_headers=()) -> ParsedSip``
     One SIP message from a datagram (UDP/SCTP/WS/HEP payload) or from :func:`frame_stream`.
+``parse_sip_python(data, correlation_headers=())``
+    The same by the pure-Python parser only. ``parse_sip`` first tries the optional native core
+    (``sipscope_sipcore``, ``producers/sipcore``; :data:`NATIVE` says whether it is installed): it
+    handles the common well-formed message and declines anything else (then Python parses it), with
+    results equal to the Python parser's (tests/producers/test_sipcore.py checks it differentially).
 ``frame_stream(buf, *, max_header=65536, max_body=1048576) -> Framed``
     Cut a TCP/TLS byte stream into messages: ``Framed(messages, consumed, garbage)``, a 3-tuple whose
     ``garbage`` lists the skipped non-SIP chunks (see :class:`Framed`).
@@ -80,6 +85,14 @@ from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
 from sipscope.records import SdpSummary
+
+try:  # the optional native core (producers/sipcore, built by `make setup`): same results, faster
+    from sipscope_sipcore import parse as _native_parse
+except ImportError:  # pragma: no cover - depends on the installation
+    _native_parse = None
+
+NATIVE: bool = _native_parse is not None
+"""Whether :func:`parse_sip` uses the native core (``sipscope_sipcore``) for the messages it handles."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -709,7 +722,34 @@ def parse_sip(data: bytes | bytearray | memoryview, correlation_headers: Sequenc
     ``correlation_headers``: header names, in order of preference, whose value becomes
     :attr:`ParsedSip.correlation_id` (``P-Charging-Vector`` gives its ``icid-value``; other headers give
     their value up to the first ``;``).
+
+    Uses the native core (:data:`NATIVE`) when it is installed; it returns the same result as
+    :func:`parse_sip_python` or declines (None), and then the Python parser runs.
     """
+    if _native_parse is not None:
+        raw = data if isinstance(data, bytes) else bytes(data)
+        try:
+            fields = _native_parse(raw, correlation_headers)
+        except BaseException as exc:  # noqa: BLE001 - odd correlation names, or a panic in the core (pyo3's
+            # PanicException is a BaseException): the Python path decides, bad input never stops a stage
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                raise
+            fields = None
+        if fields is not None:
+            p = ParsedSip(raw, *fields)
+            sdp = p.sdp
+            if sdp is not None:
+                media_ip, audio_port, video_port, codecs, direction = sdp
+                p.sdp = SdpSummary(
+                    media_ip=media_ip, audio_port=audio_port, video_port=video_port, codecs=codecs, direction=direction
+                )
+            return p
+        data = raw
+    return parse_sip_python(data, correlation_headers)
+
+
+def parse_sip_python(data: bytes | bytearray | memoryview, correlation_headers: Sequence[str] = ()) -> ParsedSip:
+    """:func:`parse_sip` by the pure-Python parser only (the reference the native core is tested against)."""
     try:
         return _parse(data if isinstance(data, bytes) else bytes(data), correlation_headers)
     except SipParseError:

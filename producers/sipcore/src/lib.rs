@@ -1,0 +1,1567 @@
+//! Native fast path of `producers/sip_parser.py` (`parse_sip`).
+//!
+//! `parse(data, correlation_headers)` returns the field values of a `ParsedSip` as a tuple (in the
+//! dataclass field order after `raw`) for the COMMON well-formed message, or `None` for anything
+//! it does not reproduce exactly; the Python parser then handles the message. The contract is:
+//! a `None` is always allowed, a different result never is.
+//!
+//! What is declined (-> None), so that every rule below only has to hold for plain ASCII text:
+//! * a header block (start line .. CRLF CRLF) with any byte outside printable ASCII + HTAB, a CR
+//!   not followed by LF or an LF not preceded by CR (bare LF, no blank line, non-UTF-8, controls);
+//! * leading whitespace (note `leading_crlf`), HTAB in the start line, a start line off the
+//!   Python fast path (`lws_in_start_line`, errors), folded lines, lines without a colon or with a
+//!   name that is empty or has inner LWS (`malformed_header_line`);
+//! * every error condition (missing Call-ID/CSeq, bad CSeq, bad/too large Content-Length, ...);
+//! * header blocks over 16 KiB (after the start line), a lenient-only (`_LENIENT`) address form;
+//! * multipart bodies with bytes, non-ASCII SDP bodies, non-ASCII correlation header names.
+//!
+//! Each helper below mirrors one Python function / regular expression of sip_parser.py (named in
+//! its doc comment), including the backtracking behaviour of the regex on ASCII input.
+
+use pyo3::prelude::*;
+use pyo3::intern;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+use std::borrow::Cow;
+
+const MAX_HEADER_FIELD: usize = 16 * 1024;
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// Python `str.isspace` / regex `\s` restricted to ASCII.
+#[inline]
+fn is_py_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ')
+}
+
+/// Regex `\w` (Python, Unicode patterns) restricted to ASCII.
+#[inline]
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+#[inline]
+fn is_sp_tab(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+/// Python `str.strip()` on an ASCII string.
+#[inline]
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_py_space(c as u8))
+}
+
+#[inline]
+fn py_rstrip(s: &str) -> &str {
+    s.trim_end_matches(|c: char| c.is_ascii() && is_py_space(c as u8))
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_sp_tab(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+fn nonempty(s: &str) -> Option<&str> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+#[inline]
+fn upto_comma(s: &str) -> &str {
+    match s.find(',') {
+        Some(i) => &s[..i],
+        None => s,
+    }
+}
+
+#[inline]
+fn is_scheme_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'.' || c == b'-'
+}
+
+/// `[A-Za-z][A-Za-z0-9+.-]*:` at `i`: the index of the colon.
+#[inline]
+fn scheme_at(b: &[u8], i: usize) -> Option<usize> {
+    if i >= b.len() || !b[i].is_ascii_alphabetic() {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < b.len() && is_scheme_char(b[j]) {
+        j += 1;
+    }
+    if j < b.len() && b[j] == b':' {
+        Some(j)
+    } else {
+        None
+    }
+}
+
+/// `"([^"\\]*(?:\\.[^"\\]*)*)"` starting at the quote `b[i]`: index of the closing quote.
+#[inline]
+fn quoted_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'"' => return Some(j),
+            b'\\' => {
+                if j + 1 >= b.len() {
+                    return None;
+                }
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// `_unquote`: `\\(.)` -> `\1`.
+fn unquote(q: &str) -> Cow<'_, str> {
+    if !q.contains('\\') {
+        return Cow::Borrowed(q);
+    }
+    let mut out = String::with_capacity(q.len());
+    let mut it = q.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn nonempty_cow(c: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    if c.is_empty() {
+        None
+    } else {
+        Some(c)
+    }
+}
+
+/// `_user_host`.
+fn user_host<'a>(scheme: &str, userinfo: Option<&'a str>, host: &'a str) -> (Option<&'a str>, Option<&'a str>) {
+    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        let u = userinfo.map(|u| match u.find(':') {
+            Some(k) => &u[..k],
+            None => u,
+        });
+        (u.and_then(nonempty), nonempty(host))
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        (nonempty(host), None)
+    } else {
+        (None, None)
+    }
+}
+
+/// `_uri_parts` (regex `_URI`).
+fn uri_parts(uri: &str) -> (Option<&str>, Option<&str>) {
+    if uri.is_empty() {
+        return (None, None);
+    }
+    let b = uri.as_bytes();
+    let i = skip_ws(b, 0);
+    let Some(c) = scheme_at(b, i) else {
+        return (None, None);
+    };
+    let scheme = &uri[i..c];
+    let k = c + 1;
+    let (userinfo, h) = match uri[k..].find('@') {
+        Some(m) => (Some(&uri[k..k + m]), k + m + 1),
+        None => (None, k),
+    };
+    let host = if h < b.len() && b[h] == b'[' {
+        match uri[h + 1..].find(']') {
+            Some(m) => &uri[h..h + m + 2],
+            None => "",
+        }
+    } else {
+        let mut e = h;
+        while e < b.len() && !matches!(b[e], b':' | b';' | b'?' | b'>' | b' ' | b'\t' | b'[') {
+            e += 1;
+        }
+        &uri[h..e]
+    };
+    user_host(scheme, userinfo, host)
+}
+
+struct NameAddr<'a> {
+    quoted: Option<&'a str>,
+    token: &'a str,
+    uri: &'a str,
+    scheme: &'a str,
+    userinfo: Option<&'a str>,
+    host: &'a str,
+    end: usize,
+}
+
+/// The common prefix `_NAME_ADDR` of `_NAME_ADDR_SINGLE`, `_NAME_ADDR_LIST` and `_FROM_TO` (match).
+fn name_addr(v: &str) -> Option<NameAddr<'_>> {
+    let b = v.as_bytes();
+    let i = skip_ws(b, 0);
+    let quoted;
+    let token;
+    let mut j;
+    if i < b.len() && b[i] == b'"' {
+        let e = quoted_end(b, i)?;
+        quoted = Some(&v[i + 1..e]);
+        token = "";
+        j = skip_ws(b, e + 1);
+        if j >= b.len() || b[j] != b'<' {
+            return None;
+        }
+    } else {
+        j = i;
+        while j < b.len() && !matches!(b[j], b'<' | b'>' | b'"') {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != b'<' {
+            return None;
+        }
+        quoted = None;
+        token = &v[i..j];
+    }
+    j = skip_ws(b, j + 1);
+    let us = j;
+    let c = scheme_at(b, j)?;
+    let scheme = &v[us..c];
+    let k = c + 1;
+    let mut m = k;
+    while m < b.len() && b[m] != b'@' && b[m] != b'>' {
+        m += 1;
+    }
+    let (userinfo, h) = if m < b.len() && b[m] == b'@' { (Some(&v[k..m]), m + 1) } else { (None, k) };
+    let (host, e) = if h < b.len() && b[h] == b'[' {
+        let mut q = h + 1;
+        while q < b.len() && b[q] != b']' && b[q] != b'>' {
+            q += 1;
+        }
+        if q < b.len() && b[q] == b']' {
+            (&v[h..q + 1], q + 1)
+        } else {
+            ("", h)
+        }
+    } else {
+        let mut q = h;
+        while q < b.len() && !matches!(b[q], b':' | b';' | b'?' | b'>' | b' ' | b'\t' | b'[') {
+            q += 1;
+        }
+        (&v[h..q], q)
+    };
+    let mut g = e;
+    while g < b.len() && b[g] != b'>' {
+        g += 1;
+    }
+    if g >= b.len() {
+        return None;
+    }
+    Some(NameAddr { quoted, token, uri: &v[us..g], scheme, userinfo, host, end: g + 1 })
+}
+
+struct Addr<'a> {
+    display: Option<Cow<'a, str>>,
+    uri: Option<&'a str>,
+    user: Option<&'a str>,
+    host: Option<&'a str>,
+    params: &'a str,
+}
+
+fn display_of<'a>(na: &NameAddr<'a>) -> Option<Cow<'a, str>> {
+    match na.quoted {
+        Some(q) => nonempty_cow(unquote(q)),
+        None => nonempty(py_strip(na.token)).map(Cow::Borrowed),
+    }
+}
+
+/// `_address(value, single)`: NAME_ADDR, else ADDR_SPEC, else LENIENT. `Err(())` = decline.
+fn address(v: &str, single: bool) -> Result<Addr<'_>, ()> {
+    if let Some(na) = name_addr(v) {
+        let tail = &v[na.end..];
+        let params = if single { tail } else { upto_comma(tail) };
+        let uri = if na.uri.ends_with(' ') || na.uri.ends_with('\t') { py_rstrip(na.uri) } else { na.uri };
+        let (user, host) = user_host(na.scheme, na.userinfo, na.host);
+        return Ok(Addr { display: display_of(&na), uri: Some(uri), user, host, params });
+    }
+    let b = v.as_bytes();
+    let i = skip_ws(b, 0);
+    if let Some(c) = scheme_at(b, i) {
+        // _ADDR_SPEC
+        let scheme = &v[i..c];
+        let k = c + 1;
+        let mut m = k;
+        while m < b.len() && !matches!(b[m], b'@' | b';' | b',' | b' ' | b'\t') {
+            m += 1;
+        }
+        let (userinfo, h) = if m < b.len() && b[m] == b'@' { (Some(&v[k..m]), m + 1) } else { (None, k) };
+        let (host, e) = if h < b.len() && b[h] == b'[' {
+            match v[h + 1..].find(']') {
+                Some(q) => (&v[h..h + q + 2], h + q + 2),
+                None => ("", h),
+            }
+        } else {
+            let mut q = h;
+            while q < b.len() && !matches!(b[q], b':' | b';' | b'?' | b',' | b' ' | b'\t' | b'[') {
+                q += 1;
+            }
+            (&v[h..q], q)
+        };
+        let mut e2 = e;
+        while e2 < b.len() && !matches!(b[e2], b';' | b',' | b' ' | b'\t') {
+            e2 += 1;
+        }
+        let (user, host) = user_host(scheme, userinfo, host);
+        return Ok(Addr { display: None, uri: Some(&v[i..e2]), user, host, params: upto_comma(&v[e2..]) });
+    }
+    // _LENIENT: `[ \t]*([^<>]*)<([^<>]*)>(.*)` - rare (stray quotes); left to Python.
+    let mut j = i;
+    while j < b.len() && b[j] != b'<' && b[j] != b'>' {
+        j += 1;
+    }
+    if j < b.len() && b[j] == b'<' {
+        let mut m = j + 1;
+        while m < b.len() && b[m] != b'<' && b[m] != b'>' {
+            m += 1;
+        }
+        if m < b.len() && b[m] == b'>' {
+            return Err(());
+        }
+    }
+    Ok(Addr { display: None, uri: None, user: None, host: None, params: "" })
+}
+
+type FromTo<'a> = (Option<Cow<'a, str>>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// `_from_to` (regex `_FROM_TO`, else `_address(value, True)`).
+fn from_to(v: &str) -> Result<FromTo<'_>, ()> {
+    if let Some(na) = name_addr(v) {
+        let tail = &v[na.end..];
+        let tb = tail.as_bytes();
+        let mut tag = None;
+        let mut params = tail;
+        let i = skip_ws(tb, 0);
+        if i < tb.len() && tb[i] == b';' {
+            let j = skip_ws(tb, i + 1);
+            if tail[j..].starts_with("tag=") {
+                let s = j + 4;
+                let mut e = s;
+                while e < tb.len() && !(is_py_space(tb[e]) || tb[e] == b';' || tb[e] == b',') {
+                    e += 1;
+                }
+                if e > s {
+                    tag = Some(&tail[s..e]);
+                    params = &tail[e..];
+                }
+            }
+        }
+        if tag.is_none() && !params.is_empty() {
+            tag = param(params, ";tag=", b"tag");
+        }
+        let (user, host) = user_host(na.scheme, na.userinfo, na.host);
+        return Ok((display_of(&na), user, host, tag));
+    }
+    let a = address(v, true)?;
+    let tag = if a.params.is_empty() { None } else { param(a.params, ";tag=", b"tag") };
+    Ok((a.display, a.user, a.host, tag))
+}
+
+/// `_param(params, fast, regex)` with regex `;[ \t]*NAME[ \t]*=[ \t]*([^\s;,]+)` (IGNORECASE).
+fn param<'a>(params: &'a str, fast: &str, name: &[u8]) -> Option<&'a str> {
+    if let Some(i) = find_sub(params, fast) {
+        let after = &params[i + fast.len()..];
+        let val = py_strip(after.split(';').next().unwrap_or(""));
+        if !val.is_empty() && !val.contains(' ') && !val.contains(',') {
+            return Some(val);
+        }
+    }
+    let b = params.as_bytes();
+    for i in 0..b.len() {
+        if b[i] != b';' {
+            continue;
+        }
+        let mut j = skip_ws(b, i + 1);
+        if j + name.len() <= b.len() && b[j..j + name.len()].eq_ignore_ascii_case(name) {
+            j = skip_ws(b, j + name.len());
+            if j < b.len() && b[j] == b'=' {
+                j = skip_ws(b, j + 1);
+                let s = j;
+                while j < b.len() && !(is_py_space(b[j]) || b[j] == b';' || b[j] == b',') {
+                    j += 1;
+                }
+                if j > s {
+                    return Some(&params[s..j]);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[derive(Clone, Copy)]
+enum Pre {
+    /// `\bNAME`
+    Boundary,
+    /// `;[ \t]*NAME`
+    Semi,
+}
+
+/// `_quoted_param` with the regexes `_USERNAME`, `_TEXT`, `_ICID`:
+/// PRE NAME `[ \t]*=[ \t]*(?:"(quoted)"|(token))`, IGNORECASE, searched.
+fn qparam<'a>(s: &'a str, pre: Pre, name: &[u8], escapes: bool, stop_semi: bool) -> Option<Cow<'a, str>> {
+    let b = s.as_bytes();
+    for i in 0..b.len() {
+        let mut j = match pre {
+            Pre::Semi => {
+                if b[i] != b';' {
+                    continue;
+                }
+                skip_ws(b, i + 1)
+            }
+            Pre::Boundary => {
+                if i > 0 && is_word(b[i - 1]) {
+                    continue;
+                }
+                i
+            }
+        };
+        if !(j + name.len() <= b.len() && b[j..j + name.len()].eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        j = skip_ws(b, j + name.len());
+        if !(j < b.len() && b[j] == b'=') {
+            continue;
+        }
+        j = skip_ws(b, j + 1);
+        if j < b.len() && b[j] == b'"' {
+            let end = if escapes { quoted_end(b, j) } else { s[j + 1..].find('"').map(|q| j + 1 + q) };
+            if let Some(e) = end {
+                return Some(unquote(&s[j + 1..e]));
+            }
+        }
+        let st = j;
+        while j < b.len() && !(is_py_space(b[j]) || b[j] == b',' || (stop_semi && b[j] == b';')) {
+            j += 1;
+        }
+        if j > st {
+            return Some(Cow::Borrowed(&s[st..j]));
+        }
+    }
+    None
+}
+
+/// `_elements`: list elements, commas inside quotes and <...> kept (regex `_LIST_ELEMENT` findall).
+fn elements(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    if !value.contains('"') && !value.contains('<') {
+        for p in value.split(',') {
+            let p = py_strip(p);
+            if !p.is_empty() {
+                out.push(p);
+            }
+        }
+        return out;
+    }
+    let b = value.as_bytes();
+    let mut pos = 0;
+    while pos < b.len() {
+        let mut j = pos;
+        while j < b.len() {
+            match b[j] {
+                b'"' => match quoted_end(b, j) {
+                    Some(e) => j = e + 1,
+                    None => break,
+                },
+                b'<' => {
+                    let mut k = j + 1;
+                    while k < b.len() && b[k] != b'<' && b[k] != b'>' {
+                        k += 1;
+                    }
+                    if k < b.len() && b[k] == b'>' {
+                        j = k + 1;
+                    } else {
+                        break;
+                    }
+                }
+                b',' => break,
+                _ => j += 1,
+            }
+        }
+        if j > pos {
+            let p = py_strip(&value[pos..j]);
+            if !p.is_empty() {
+                out.push(p);
+            }
+            pos = j;
+        } else {
+            pos += 1;
+        }
+    }
+    out
+}
+
+/// `_small_int`.
+fn small_int(s: &str, limit: u64) -> Option<u64> {
+    let s = py_strip(s);
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = s.parse().ok()?;
+    if n < limit {
+        Some(n)
+    } else {
+        None
+    }
+}
+
+/// `;[ \t]*NAME[ \t]*=[ \t]*([0-9]+)` (IGNORECASE) searched: the digits.
+fn digits_param<'a>(s: &'a str, name: &[u8]) -> Option<&'a str> {
+    let b = s.as_bytes();
+    for i in 0..b.len() {
+        if b[i] != b';' {
+            continue;
+        }
+        let mut j = skip_ws(b, i + 1);
+        if !(j + name.len() <= b.len() && b[j..j + name.len()].eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        j = skip_ws(b, j + name.len());
+        if !(j < b.len() && b[j] == b'=') {
+            continue;
+        }
+        j = skip_ws(b, j + 1);
+        let st = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > st {
+            return Some(&s[st..j]);
+        }
+    }
+    None
+}
+
+/// `_reason_header`.
+fn reason_header(value: &str) -> (Option<u64>, Option<Cow<'_, str>>) {
+    let mut cause = None;
+    let mut text = None;
+    for element in elements(value) {
+        let proto = py_strip(element.split(';').next().unwrap_or(""));
+        let t = qparam(element, Pre::Semi, b"text", true, true);
+        if proto.eq_ignore_ascii_case("Q.850") {
+            if cause.is_none() {
+                if let Some(d) = digits_param(element, b"cause") {
+                    cause = small_int(d, 1 << 32);
+                }
+            }
+            if t.is_some() {
+                return (cause, t);
+            }
+        } else if text.is_none() && t.is_some() {
+            text = t;
+        }
+    }
+    (cause, text)
+}
+
+/// `_first_user` (`_address(value, False)[2]`).
+fn first_user(value: &str) -> Result<Option<&str>, ()> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Ok(address(value, false)?.user)
+}
+
+// --- SDP (`_sdp_fields`, regex `_SDP_FIELDS` on ASCII text) ---------------------------------------
+
+const STATIC_PT: [(&str, &str); 17] = [
+    ("0", "PCMU/8000"),
+    ("3", "GSM/8000"),
+    ("4", "G723/8000"),
+    ("5", "DVI4/8000"),
+    ("6", "DVI4/16000"),
+    ("7", "LPC/8000"),
+    ("8", "PCMA/8000"),
+    ("9", "G722/8000"),
+    ("10", "L16/44100/2"),
+    ("11", "L16/44100"),
+    ("12", "QCELP/8000"),
+    ("13", "CN/8000"),
+    ("14", "MPA/90000"),
+    ("15", "G728/8000"),
+    ("16", "DVI4/11025"),
+    ("17", "DVI4/22050"),
+    ("18", "G729/8000"),
+];
+
+struct Sdp<'a> {
+    media_ip: Option<&'a str>,
+    audio_port: Option<u32>,
+    video_port: Option<u32>,
+    codecs: Vec<&'a str>,
+    direction: Option<&'a str>,
+}
+
+fn sdp_fields(body: &str) -> Sdp<'_> {
+    let b = body.as_bytes();
+    let mut session_c: Option<&str> = None;
+    let mut audio_c: Option<&str> = None;
+    let mut session_dir: Option<&str> = None;
+    let mut audio_dir: Option<&str> = None;
+    let mut audio_port: Option<u32> = None;
+    let mut video_port: Option<u32> = None;
+    let mut payloads: Vec<&str> = Vec::new();
+    let mut rtpmap: Vec<(&str, &str)> = Vec::new();
+    let mut section = 0u8;
+    let mut s = 0usize; // start of a line (after "\n")
+    loop {
+        let l = &b[s..];
+        if l.starts_with(b"c=IN IP") && l.len() > 7 && (l[7] == b'4' || l[7] == b'6') {
+            // c=IN IP[46] +([^\s/]+)
+            let mut j = 8;
+            while j < l.len() && l[j] == b' ' {
+                j += 1;
+            }
+            if j > 8 {
+                let st = j;
+                while j < l.len() && !(is_py_space(l[j]) || l[j] == b'/') {
+                    j += 1;
+                }
+                if j > st {
+                    let conn = &body[s + st..s + j];
+                    if section == 0 {
+                        session_c = Some(conn);
+                    } else if section == 1 && audio_c.is_none() {
+                        audio_c = Some(conn);
+                    }
+                }
+            }
+        } else if l.starts_with(b"m=") {
+            // (m)=([A-Za-z]*)(?: +([0-9]+)[^ \r\n]*(?: +[^ \r\n]+([^\r\n]*))?)?
+            let mut j = 2;
+            while j < l.len() && l[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let media = &l[2..j];
+            let mut port_s: &str = "";
+            let mut fmts: &str = "";
+            let mut k = j;
+            while k < l.len() && l[k] == b' ' {
+                k += 1;
+            }
+            if k > j {
+                let ds = k;
+                while k < l.len() && l[k].is_ascii_digit() {
+                    k += 1;
+                }
+                if k > ds {
+                    port_s = &body[s + ds..s + k];
+                    while k < l.len() && !matches!(l[k], b' ' | b'\r' | b'\n') {
+                        k += 1;
+                    }
+                    let sp = k;
+                    while k < l.len() && l[k] == b' ' {
+                        k += 1;
+                    }
+                    if k > sp {
+                        let ps = k;
+                        while k < l.len() && !matches!(l[k], b' ' | b'\r' | b'\n') {
+                            k += 1;
+                        }
+                        if k > ps {
+                            let fs = k;
+                            while k < l.len() && !matches!(l[k], b'\r' | b'\n') {
+                                k += 1;
+                            }
+                            fmts = &body[s + fs..s + k];
+                        }
+                    }
+                }
+            }
+            let port = if !port_s.is_empty() && port_s.len() <= 5 {
+                port_s.parse::<u32>().ok().filter(|p| *p < 65536)
+            } else {
+                None
+            };
+            if media == b"audio" && audio_port.is_none() && port.is_some() {
+                section = 1;
+                audio_port = port;
+                payloads = fmts.split(|c: char| c.is_ascii() && is_py_space(c as u8)).filter(|x| !x.is_empty()).collect();
+            } else {
+                section = 2;
+                if media == b"video" && video_port.is_none() {
+                    video_port = port;
+                }
+            }
+        } else if l.starts_with(b"a=rtpmap:") {
+            // a=rtpmap: *([0-9]+) +(\S+)
+            let mut j = 9;
+            while j < l.len() && l[j] == b' ' {
+                j += 1;
+            }
+            let ds = j;
+            while j < l.len() && l[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > ds {
+                let de = j;
+                while j < l.len() && l[j] == b' ' {
+                    j += 1;
+                }
+                if j > de {
+                    let es = j;
+                    while j < l.len() && !is_py_space(l[j]) {
+                        j += 1;
+                    }
+                    if j > es {
+                        let pt = &body[s + ds..s + de];
+                        let enc = &body[s + es..s + j];
+                        if section == 1 && !rtpmap.iter().any(|(p, _)| *p == pt) {
+                            rtpmap.push((pt, enc));
+                        }
+                    }
+                }
+            }
+        } else if l.starts_with(b"a=") {
+            // a=(sendrecv|sendonly|recvonly|inactive)\b
+            for word in ["sendrecv", "sendonly", "recvonly", "inactive"] {
+                let w = word.as_bytes();
+                if l[2..].starts_with(w) {
+                    let after = 2 + w.len();
+                    if after >= l.len() || !is_word(l[after]) {
+                        if section == 0 {
+                            session_dir = Some(word);
+                        } else if section == 1 {
+                            audio_dir = Some(word);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        match b[s..].iter().position(|&c| c == b'\n') {
+            Some(p) => s = s + p + 1,
+            None => break,
+        }
+    }
+    let codecs = payloads
+        .iter()
+        .map(|pt| {
+            if let Some((_, enc)) = rtpmap.iter().find(|(p, _)| p == pt) {
+                *enc
+            } else if let Some((_, name)) = STATIC_PT.iter().find(|(p, _)| p == pt) {
+                *name
+            } else {
+                *pt
+            }
+        })
+        .collect();
+    Sdp { media_ip: audio_c.or(session_c), audio_port, video_port, codecs, direction: audio_dir.or(session_dir) }
+}
+
+// --- headers -------------------------------------------------------------------------------------
+
+fn compact(c: u8) -> Option<&'static str> {
+    Some(match c {
+        b'a' => "accept-contact",
+        b'b' => "referred-by",
+        b'c' => "content-type",
+        b'd' => "request-disposition",
+        b'e' => "content-encoding",
+        b'f' => "from",
+        b'i' => "call-id",
+        b'j' => "reject-contact",
+        b'k' => "supported",
+        b'l' => "content-length",
+        b'm' => "contact",
+        b'n' => "identity-info",
+        b'o' => "event",
+        b'r' => "refer-to",
+        b's' => "subject",
+        b't' => "to",
+        b'u' => "allow-events",
+        b'v' => "via",
+        b'x' => "session-expires",
+        b'y' => "identity",
+        _ => return None,
+    })
+}
+
+const COMBINED: [&str; 9] = [
+    "via",
+    "contact",
+    "route",
+    "record-route",
+    "reason",
+    "history-info",
+    "p-asserted-identity",
+    "remote-party-id",
+    "diversion",
+];
+const SINGLE: [&str; 6] = ["call-id", "cseq", "from", "to", "max-forwards", "content-length"];
+
+/// Canonical header key of a stripped name (`_CANON` / `_canonical`): lower case, compact forms
+/// expanded; None for an empty name or one with inner LWS (`malformed_header_line`).
+fn canonical(name: &str) -> Option<Cow<'_, str>> {
+    let nb = name.as_bytes();
+    if nb.is_empty() || nb.iter().any(|&c| is_sp_tab(c)) {
+        return None;
+    }
+    if nb.len() == 1 {
+        if let Some(full) = compact(nb[0].to_ascii_lowercase()) {
+            return Some(Cow::Borrowed(full));
+        }
+    }
+    if nb.len() <= 24 {
+        let mut buf = [0u8; 24];
+        for (d, c) in buf.iter_mut().zip(nb) {
+            *d = c.to_ascii_lowercase();
+        }
+        if let Some(k) = known(&buf[..nb.len()]) {
+            return Some(Cow::Borrowed(k));
+        }
+    }
+    if nb.iter().any(|c| c.is_ascii_uppercase()) {
+        Some(Cow::Owned(name.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(name))
+    }
+}
+
+/// Usual header names (lower case) as static strings (their Python keys are interned).
+fn known(lower: &[u8]) -> Option<&'static str> {
+    Some(match lower {
+        b"accept" => "accept",
+        b"accept-contact" => "accept-contact",
+        b"accept-encoding" => "accept-encoding",
+        b"accept-language" => "accept-language",
+        b"alert-info" => "alert-info",
+        b"allow" => "allow",
+        b"allow-events" => "allow-events",
+        b"authentication-info" => "authentication-info",
+        b"authorization" => "authorization",
+        b"call-id" => "call-id",
+        b"call-info" => "call-info",
+        b"contact" => "contact",
+        b"content-disposition" => "content-disposition",
+        b"content-encoding" => "content-encoding",
+        b"content-language" => "content-language",
+        b"content-length" => "content-length",
+        b"content-type" => "content-type",
+        b"cseq" => "cseq",
+        b"date" => "date",
+        b"diversion" => "diversion",
+        b"error-info" => "error-info",
+        b"event" => "event",
+        b"expires" => "expires",
+        b"from" => "from",
+        b"history-info" => "history-info",
+        b"identity" => "identity",
+        b"identity-info" => "identity-info",
+        b"in-reply-to" => "in-reply-to",
+        b"max-forwards" => "max-forwards",
+        b"min-expires" => "min-expires",
+        b"min-se" => "min-se",
+        b"mime-version" => "mime-version",
+        b"organization" => "organization",
+        b"p-access-network-info" => "p-access-network-info",
+        b"p-asserted-identity" => "p-asserted-identity",
+        b"p-called-party-id" => "p-called-party-id",
+        b"p-charging-vector" => "p-charging-vector",
+        b"p-early-media" => "p-early-media",
+        b"p-preferred-identity" => "p-preferred-identity",
+        b"path" => "path",
+        b"priority" => "priority",
+        b"privacy" => "privacy",
+        b"proxy-authenticate" => "proxy-authenticate",
+        b"proxy-authorization" => "proxy-authorization",
+        b"proxy-require" => "proxy-require",
+        b"rack" => "rack",
+        b"reason" => "reason",
+        b"record-route" => "record-route",
+        b"refer-to" => "refer-to",
+        b"referred-by" => "referred-by",
+        b"remote-party-id" => "remote-party-id",
+        b"replaces" => "replaces",
+        b"reply-to" => "reply-to",
+        b"require" => "require",
+        b"retry-after" => "retry-after",
+        b"route" => "route",
+        b"rseq" => "rseq",
+        b"server" => "server",
+        b"session-expires" => "session-expires",
+        b"session-id" => "session-id",
+        b"subject" => "subject",
+        b"subscription-state" => "subscription-state",
+        b"supported" => "supported",
+        b"timestamp" => "timestamp",
+        b"to" => "to",
+        b"unsupported" => "unsupported",
+        b"user-agent" => "user-agent",
+        b"via" => "via",
+        b"warning" => "warning",
+        b"www-authenticate" => "www-authenticate",
+        b"x-cid" => "x-cid",
+        b"x-call-id" => "x-call-id",
+        b"reject-contact" => "reject-contact",
+        b"request-disposition" => "request-disposition",
+        b"x-covert-data" => "x-covert-data",
+        _ => return None,
+    })
+}
+
+/// The interned Python string of a usual header key, else a new one.
+fn py_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+    match key {
+        "accept" => intern!(py, "accept").clone(),
+        "accept-contact" => intern!(py, "accept-contact").clone(),
+        "accept-encoding" => intern!(py, "accept-encoding").clone(),
+        "accept-language" => intern!(py, "accept-language").clone(),
+        "alert-info" => intern!(py, "alert-info").clone(),
+        "allow" => intern!(py, "allow").clone(),
+        "allow-events" => intern!(py, "allow-events").clone(),
+        "authentication-info" => intern!(py, "authentication-info").clone(),
+        "authorization" => intern!(py, "authorization").clone(),
+        "call-id" => intern!(py, "call-id").clone(),
+        "call-info" => intern!(py, "call-info").clone(),
+        "contact" => intern!(py, "contact").clone(),
+        "content-disposition" => intern!(py, "content-disposition").clone(),
+        "content-encoding" => intern!(py, "content-encoding").clone(),
+        "content-language" => intern!(py, "content-language").clone(),
+        "content-length" => intern!(py, "content-length").clone(),
+        "content-type" => intern!(py, "content-type").clone(),
+        "cseq" => intern!(py, "cseq").clone(),
+        "date" => intern!(py, "date").clone(),
+        "diversion" => intern!(py, "diversion").clone(),
+        "error-info" => intern!(py, "error-info").clone(),
+        "event" => intern!(py, "event").clone(),
+        "expires" => intern!(py, "expires").clone(),
+        "from" => intern!(py, "from").clone(),
+        "history-info" => intern!(py, "history-info").clone(),
+        "identity" => intern!(py, "identity").clone(),
+        "identity-info" => intern!(py, "identity-info").clone(),
+        "in-reply-to" => intern!(py, "in-reply-to").clone(),
+        "max-forwards" => intern!(py, "max-forwards").clone(),
+        "min-expires" => intern!(py, "min-expires").clone(),
+        "min-se" => intern!(py, "min-se").clone(),
+        "mime-version" => intern!(py, "mime-version").clone(),
+        "organization" => intern!(py, "organization").clone(),
+        "p-access-network-info" => intern!(py, "p-access-network-info").clone(),
+        "p-asserted-identity" => intern!(py, "p-asserted-identity").clone(),
+        "p-called-party-id" => intern!(py, "p-called-party-id").clone(),
+        "p-charging-vector" => intern!(py, "p-charging-vector").clone(),
+        "p-early-media" => intern!(py, "p-early-media").clone(),
+        "p-preferred-identity" => intern!(py, "p-preferred-identity").clone(),
+        "path" => intern!(py, "path").clone(),
+        "priority" => intern!(py, "priority").clone(),
+        "privacy" => intern!(py, "privacy").clone(),
+        "proxy-authenticate" => intern!(py, "proxy-authenticate").clone(),
+        "proxy-authorization" => intern!(py, "proxy-authorization").clone(),
+        "proxy-require" => intern!(py, "proxy-require").clone(),
+        "rack" => intern!(py, "rack").clone(),
+        "reason" => intern!(py, "reason").clone(),
+        "record-route" => intern!(py, "record-route").clone(),
+        "refer-to" => intern!(py, "refer-to").clone(),
+        "referred-by" => intern!(py, "referred-by").clone(),
+        "remote-party-id" => intern!(py, "remote-party-id").clone(),
+        "replaces" => intern!(py, "replaces").clone(),
+        "reply-to" => intern!(py, "reply-to").clone(),
+        "require" => intern!(py, "require").clone(),
+        "retry-after" => intern!(py, "retry-after").clone(),
+        "route" => intern!(py, "route").clone(),
+        "rseq" => intern!(py, "rseq").clone(),
+        "server" => intern!(py, "server").clone(),
+        "session-expires" => intern!(py, "session-expires").clone(),
+        "session-id" => intern!(py, "session-id").clone(),
+        "subject" => intern!(py, "subject").clone(),
+        "subscription-state" => intern!(py, "subscription-state").clone(),
+        "supported" => intern!(py, "supported").clone(),
+        "timestamp" => intern!(py, "timestamp").clone(),
+        "to" => intern!(py, "to").clone(),
+        "unsupported" => intern!(py, "unsupported").clone(),
+        "user-agent" => intern!(py, "user-agent").clone(),
+        "via" => intern!(py, "via").clone(),
+        "warning" => intern!(py, "warning").clone(),
+        "www-authenticate" => intern!(py, "www-authenticate").clone(),
+        "x-cid" => intern!(py, "x-cid").clone(),
+        "x-call-id" => intern!(py, "x-call-id").clone(),
+        "reject-contact" => intern!(py, "reject-contact").clone(),
+        "request-disposition" => intern!(py, "request-disposition").clone(),
+        "x-covert-data" => intern!(py, "x-covert-data").clone(),
+        _ => PyString::new(py, key),
+    }
+}
+
+struct Headers<'a> {
+    items: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Headers<'a> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.items.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+    }
+}
+
+fn add_note(notes: &mut Vec<&'static str>, note: &'static str) {
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
+/// Everything `_parse` computes, for the native-handled messages.
+struct Parsed<'a> {
+    is_request: bool,
+    call_id: &'a str,
+    cseq_num: u64,
+    cseq_method: &'a str,
+    notes: Vec<&'static str>,
+    method: Option<&'a str>,
+    ruri: Option<&'a str>,
+    ruri_user: Option<&'a str>,
+    ruri_host: Option<&'a str>,
+    status_code: Option<u32>,
+    reason: Option<&'a str>,
+    from: FromTo<'a>,
+    to: FromTo<'a>,
+    pai_user: Option<&'a str>,
+    diversion_user: Option<&'a str>,
+    contact: Option<&'a str>,
+    contact_expires: Option<u64>,
+    user_agent: Option<&'a str>,
+    server: Option<&'a str>,
+    via_branch: Option<&'a str>,
+    via_count: usize,
+    max_forwards: Option<u64>,
+    expires: Option<u64>,
+    auth_user: Option<Cow<'a, str>>,
+    q850_cause: Option<u64>,
+    reason_text: Option<Cow<'a, str>>,
+    correlation_id: Option<Cow<'a, str>>,
+    content_type: Option<String>,
+    sdp: Option<Sdp<'a>>,
+    body: (usize, usize),
+    size: usize,
+    trailing: usize,
+}
+
+/// `_start_line` fast path only (anything else -> None).
+fn start_line<'a>(line: &'a str, p: &mut Parsed<'a>) -> Option<()> {
+    if let Some(head) = line.strip_suffix(" SIP/2.0") {
+        let (method, ruri) = match head.find(' ') {
+            Some(i) => (&head[..i], &head[i + 1..]),
+            None => (head, ""),
+        };
+        let rb = ruri.as_bytes();
+        let mb = method.as_bytes();
+        if !rb.is_empty()
+            && rb[0].is_ascii_alphabetic()
+            && !ruri.contains(' ')
+            && ruri.contains(':')
+            && !mb.is_empty()
+            && mb.iter().all(|&c| c.is_ascii_alphanumeric() || b".!%*_+`'~-".contains(&c))
+        {
+            p.method = Some(method);
+            p.ruri = Some(ruri);
+            let (u, h) = uri_parts(ruri);
+            p.ruri_user = u;
+            p.ruri_host = h;
+            return Some(());
+        }
+        return None;
+    }
+    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+        let rb = rest.as_bytes();
+        if rb.len() >= 3 && rb[..3].iter().all(|c| c.is_ascii_digit()) && (rb.len() == 3 || rb[3] == b' ') {
+            let code = &rest[..3];
+            if ("100"..="699").contains(&code) {
+                p.is_request = false;
+                p.status_code = code.parse().ok();
+                p.reason = Some(if rb.len() > 3 { py_strip(&rest[4..]) } else { "" });
+                return Some(());
+            }
+        }
+    }
+    None
+}
+
+struct Head<'a> {
+    line: &'a str,
+    head_end: usize,
+    headers: Headers<'a>,
+    notes: Vec<&'static str>,
+}
+
+/// Header block checks and the header-field loop of `_parse`, in one pass over the bytes.
+fn scan(data: &[u8]) -> Option<Head<'_>> {
+    let n = data.len();
+    if n == 0 || matches!(data[0], b'\r' | b'\n' | b' ' | b'\t') {
+        return None;
+    }
+    // Up to the first CRLF CRLF: printable ASCII + HTAB (not in the start line), CR only in CRLF,
+    // LF only after CR. Each header line is recorded as (start, first colon, end).
+    let mut lines: Vec<(usize, usize, usize)> = Vec::with_capacity(32);
+    let mut first_eol = 0usize;
+    let mut line_start = 0usize;
+    let mut colon = usize::MAX;
+    let mut i = 0usize;
+    let head_end;
+    loop {
+        if i >= n {
+            return None; // no blank line (or a bare-LF message)
+        }
+        let c = data[i];
+        if c == b'\r' {
+            if i + 1 >= n || data[i + 1] != b'\n' {
+                return None;
+            }
+            if line_start == 0 {
+                first_eol = i;
+            } else {
+                if colon == usize::MAX {
+                    return None; // malformed_header_line
+                }
+                lines.push((line_start, colon, i));
+            }
+            if i + 3 < n && data[i + 2] == b'\r' && data[i + 3] == b'\n' {
+                head_end = i;
+                break;
+            }
+            i += 2;
+            line_start = i;
+            colon = usize::MAX;
+            if i < n && is_sp_tab(data[i]) {
+                return None; // folded line
+            }
+            continue;
+        }
+        if c == b':' {
+            if colon == usize::MAX {
+                colon = i;
+            }
+        } else if !(0x20..0x7f).contains(&c) && !(c == b'\t' && line_start != 0) {
+            return None;
+        }
+        i += 1;
+    }
+    if head_end > MAX_HEADER_BLOCK || line_start == 0 {
+        return None; // too long, or no header lines at all (an error in Python)
+    }
+    if head_end - (first_eol + 2) > MAX_HEADER_FIELD {
+        return None;
+    }
+    // ASCII only (checked above), hence valid UTF-8
+    let text = std::str::from_utf8(&data[..head_end]).ok()?;
+    let line = &text[..first_eol];
+    let mut items: Vec<(Cow<str>, Cow<str>)> = Vec::with_capacity(lines.len());
+    let mut notes = Vec::new();
+    for &(ls, colon, le) in &lines {
+        let name = py_strip(&text[ls..colon]);
+        let key = canonical(name)?; // None: malformed_header_line
+        let value = py_strip(&text[colon + 1..le]);
+        match items.iter_mut().find(|(k, _)| *k == key) {
+            None => items.push((key, Cow::Borrowed(value))),
+            Some((k, old)) => {
+                // CPython: strings of length <= 1 are singletons, so `old is value` holds for them
+                if old.len() <= 1 && old.as_ref() == value {
+                    continue;
+                }
+                let k: &str = k.as_ref();
+                if COMBINED.contains(&k) {
+                    if old.is_empty() {
+                        *old = Cow::Borrowed(value);
+                    } else {
+                        let joined = format!("{}, {}", old, value);
+                        *old = Cow::Owned(joined);
+                    }
+                } else if SINGLE.contains(&k) {
+                    if k == "content-length" {
+                        if old.as_ref() != value {
+                            add_note(&mut notes, "conflicting_content_length");
+                        }
+                    } else {
+                        add_note(&mut notes, "duplicate_header");
+                    }
+                }
+            }
+        }
+    }
+    Some(Head { line, head_end, headers: Headers { items }, notes })
+}
+
+/// Naive substring search (short needles in short strings: cheaper than the two-way searcher).
+fn find_sub(h: &str, needle: &str) -> Option<usize> {
+    let (h, nd) = (h.as_bytes(), needle.as_bytes());
+    if nd.is_empty() || h.len() < nd.len() {
+        return None;
+    }
+    let first = nd[0];
+    (0..=h.len() - nd.len()).find(|&i| h[i] == first && &h[i..i + nd.len()] == nd)
+}
+
+/// The part of `_parse` after the header loop (values borrow from the input and from `head`).
+fn fill<'h>(data: &'h [u8], head: &'h Head<'h>, corr: &[String]) -> Option<Parsed<'h>> {
+    let headers = &head.headers;
+    let head_end = head.head_end;
+    let mut parsed = Parsed {
+        is_request: true,
+        call_id: "",
+        cseq_num: 0,
+        cseq_method: "",
+        notes: head.notes.clone(),
+        method: None,
+        ruri: None,
+        ruri_user: None,
+        ruri_host: None,
+        status_code: None,
+        reason: None,
+        from: (None, None, None, None),
+        to: (None, None, None, None),
+        pai_user: None,
+        diversion_user: None,
+        contact: None,
+        contact_expires: None,
+        user_agent: None,
+        server: None,
+        via_branch: None,
+        via_count: 0,
+        max_forwards: None,
+        expires: None,
+        auth_user: None,
+        q850_cause: None,
+        reason_text: None,
+        correlation_id: None,
+        content_type: None,
+        sdp: None,
+        body: (0, 0),
+        size: 0,
+        trailing: 0,
+    };
+    start_line(head.line, &mut parsed)?;
+    let p = &mut parsed;
+    let call_id = get_borrowed(headers, "call-id")?;
+    if call_id.is_empty() {
+        return None;
+    }
+    p.call_id = call_id;
+    let cseq = get_borrowed(headers, "cseq")?;
+    let mut parts = cseq.split(|c: char| c.is_ascii() && is_py_space(c as u8)).filter(|x| !x.is_empty());
+    let num_s = parts.next()?;
+    let meth = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    if num_s.len() > 10 || !num_s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let num: u64 = num_s.parse().ok()?;
+    if num >= 1u64 << 32 {
+        return None;
+    }
+    p.cseq_num = num;
+    p.cseq_method = meth;
+    if p.is_request && Some(meth) != p.method {
+        p.notes.push("cseq_method_mismatch");
+    }
+
+    let n = data.len();
+    let body_start = head_end + 4;
+    let rest_len = n - body_start;
+    let body_len;
+    match get_borrowed(headers, "content-length") {
+        None => {
+            body_len = rest_len;
+            p.notes.push("missing_content_length");
+        }
+        Some(length) => {
+            if length.is_empty() || length.len() > 9 || !length.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let l: usize = length.parse().ok()?;
+            if l > rest_len {
+                return None;
+            }
+            if l < rest_len {
+                p.trailing = rest_len - l;
+                p.notes.push("trailing_bytes");
+            }
+            body_len = l;
+        }
+    }
+    p.body = (body_start, body_start + body_len);
+    p.size = body_start + body_len;
+
+    // _addresses
+    match get_borrowed(headers, "from") {
+        None => p.notes.push("missing_from"),
+        Some(v) => p.from = from_to(v).ok()?,
+    }
+    match get_borrowed(headers, "to") {
+        None => p.notes.push("missing_to"),
+        Some(v) => p.to = from_to(v).ok()?,
+    }
+    if let Some(v) = get_borrowed_list(headers, "contact")? {
+        if !v.is_empty() {
+            if v == "*" {
+                p.contact = Some("*");
+            } else {
+                let a = address(v, false).ok()?;
+                p.contact = a.uri;
+                if !a.params.is_empty() {
+                    if let Some(d) = digits_param(a.params, b"expires") {
+                        p.contact_expires = small_int(d, 1 << 32);
+                    }
+                }
+            }
+        }
+    }
+    let pai = match get_borrowed_list(headers, "p-asserted-identity")? {
+        Some(v) if !v.is_empty() => Some(v),
+        _ => get_borrowed_list(headers, "remote-party-id")?,
+    };
+    if let Some(v) = pai {
+        if !v.is_empty() {
+            p.pai_user = first_user(v).ok()?;
+        }
+    }
+    let div = get_borrowed_list(headers, "diversion")?;
+    let hist = get_borrowed_list(headers, "history-info")?;
+    if div.is_some() || hist.is_some() {
+        p.diversion_user = match (div, hist) {
+            (Some(d), _) if !d.is_empty() => first_user(d).ok()?,
+            (_, Some(h)) if !h.is_empty() => {
+                let entries = elements(h);
+                if entries.len() >= 2 {
+                    first_user(entries[0]).ok()?
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+    }
+
+    // _other_headers
+    match get_borrowed_list(headers, "via")? {
+        None => p.notes.push("missing_via"),
+        Some(vias) => {
+            let top;
+            if vias.contains('"') {
+                let el = elements(vias);
+                p.via_count = el.len();
+                top = el.first().copied().unwrap_or("");
+            } else {
+                p.via_count = vias.matches(',').count() + 1;
+                top = vias.split(',').next().unwrap_or("");
+            }
+            p.via_branch = param(top, ";branch=", b"branch");
+        }
+    }
+    if let Some(v) = get_borrowed(headers, "max-forwards") {
+        p.max_forwards = small_int(v, 1 << 31);
+        if p.max_forwards.map_or(true, |mf| mf > 255) {
+            p.notes.push("bad_max_forwards");
+        }
+    }
+    if let Some(v) = get_borrowed(headers, "expires") {
+        p.expires = small_int(v, 1 << 32);
+        if p.expires.is_none() {
+            p.notes.push("bad_expires");
+        }
+    }
+    p.user_agent = get_borrowed(headers, "user-agent");
+    p.server = get_borrowed(headers, "server");
+    let auth = match get_borrowed(headers, "authorization") {
+        Some(v) if !v.is_empty() => Some(v),
+        _ => get_borrowed(headers, "proxy-authorization"),
+    };
+    if let Some(v) = auth {
+        if !v.is_empty() {
+            p.auth_user = qparam(v, Pre::Boundary, b"username", true, false);
+        }
+    }
+    if let Some(v) = get_borrowed_list(headers, "reason")? {
+        if !v.is_empty() {
+            let (c, t) = reason_header(v);
+            p.q850_cause = c;
+            p.reason_text = t;
+        }
+    }
+
+    // correlation
+    for key in corr {
+        let Some(value) = get_borrowed_list(headers, key)? else { continue };
+        if value.is_empty() {
+            continue;
+        }
+        let cid: Option<Cow<str>> = if key == "p-charging-vector" {
+            qparam(value, Pre::Boundary, b"icid-value", false, true)
+        } else {
+            Some(Cow::Borrowed(py_strip(value.split(';').next().unwrap_or(""))))
+        };
+        if let Some(c) = cid {
+            if !c.is_empty() {
+                p.correlation_id = Some(c);
+                break;
+            }
+        }
+    }
+
+    if let Some(ctype) = get_borrowed(headers, "content-type") {
+        if !ctype.is_empty() {
+            let media_type = py_strip(ctype.split(';').next().unwrap_or("")).to_ascii_lowercase();
+            if body_len > 0 {
+                if media_type == "application/sdp" {
+                    let body = &data[body_start..body_start + body_len];
+                    if !body.is_ascii() {
+                        return None;
+                    }
+                    // ASCII, hence UTF-8
+                    let text = std::str::from_utf8(body).ok()?;
+                    p.sdp = Some(sdp_fields(text));
+                } else if media_type.starts_with("multipart/") {
+                    return None;
+                }
+            }
+            p.content_type = Some(media_type);
+        }
+    }
+    Some(parsed)
+}
+
+fn get_borrowed<'h>(headers: &'h Headers<'h>, key: &str) -> Option<&'h str> {
+    headers.get(key)
+}
+
+/// Same as `get_borrowed`, wrapped for the `?` of list headers (kept for readability).
+fn get_borrowed_list<'h>(headers: &'h Headers<'h>, key: &str) -> Option<Option<&'h str>> {
+    Some(headers.get(key))
+}
+
+// --- Python binding ------------------------------------------------------------------------------
+
+/// Correlation header name -> header key as `_correlation` computes it
+/// (`_CANON.get(name) or name.strip().lower()`); None (decline) for non-ASCII names.
+fn correlation_key(name: &str) -> Option<String> {
+    if !name.is_ascii() {
+        return None;
+    }
+    let b = name.as_bytes();
+    if b.len() == 1 {
+        if let Some(full) = compact(b[0].to_ascii_lowercase()) {
+            return Some(full.to_string());
+        }
+    }
+    Some(py_strip(name).to_ascii_lowercase())
+}
+
+fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+    s.into_bound_py_any(py)
+}
+
+fn opt_cow<'py>(py: Python<'py>, s: &Option<Cow<'_, str>>) -> PyResult<Bound<'py, PyAny>> {
+    s.as_deref().into_bound_py_any(py)
+}
+
+/// Parse one SIP message; the `ParsedSip` field values after `raw` as a tuple (the `sdp` field is
+/// `(media_ip, audio_port, video_port, codecs, direction)` or None), or None when the message is
+/// not one this core reproduces exactly (the caller then uses the Python parser).
+#[pyfunction]
+#[pyo3(signature = (data, correlation_headers = None))]
+fn parse<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    correlation_headers: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let mut corr: Vec<String> = Vec::new();
+    if let Some(names) = correlation_headers {
+        for item in names.try_iter()? {
+            let name: String = item?.extract()?;
+            match correlation_key(&name) {
+                Some(k) => corr.push(k),
+                None => return Ok(None),
+            }
+        }
+    }
+    let Some(head) = scan(data) else { return Ok(None) };
+    let Some(p) = fill(data, &head, &corr) else { return Ok(None) };
+
+    // the dict's value objects are reused for the fields that are whole header values (as in Python)
+    let headers = PyDict::new(py);
+    let none = py.None().into_bound(py);
+    let (mut call_id, mut user_agent, mut server) = (none.clone(), none.clone(), none.clone());
+    for (k, v) in &head.headers.items {
+        let key: &str = k.as_ref();
+        let value = PyString::new(py, v.as_ref());
+        match key {
+            "call-id" => call_id = value.clone().into_any(),
+            "user-agent" => user_agent = value.clone().into_any(),
+            "server" => server = value.clone().into_any(),
+            _ => {}
+        }
+        headers.set_item(py_key(py, key), value)?;
+    }
+    let notes = PyList::new(py, &p.notes)?;
+    let sdp = match &p.sdp {
+        None => py.None().into_bound(py),
+        Some(s) => (s.media_ip, s.audio_port, s.video_port, PyList::new(py, &s.codecs)?, s.direction)
+            .into_bound_py_any(py)?,
+    };
+    let body: &[u8] = &data[p.body.0..p.body.1];
+    let items: [Bound<'py, PyAny>; 39] = [
+        p.is_request.into_bound_py_any(py)?,
+        call_id,
+        p.cseq_num.into_bound_py_any(py)?,
+        p.cseq_method.into_bound_py_any(py)?,
+        headers.into_any(),
+        notes.into_any(),
+        opt_str(py, p.method)?,
+        opt_str(py, p.ruri)?,
+        opt_str(py, p.ruri_user)?,
+        opt_str(py, p.ruri_host)?,
+        p.status_code.into_bound_py_any(py)?,
+        opt_str(py, p.reason)?,
+        opt_cow(py, &p.from.0)?,
+        opt_str(py, p.from.1)?,
+        opt_str(py, p.from.2)?,
+        opt_str(py, p.from.3)?,
+        opt_cow(py, &p.to.0)?,
+        opt_str(py, p.to.1)?,
+        opt_str(py, p.to.2)?,
+        opt_str(py, p.to.3)?,
+        opt_str(py, p.pai_user)?,
+        opt_str(py, p.diversion_user)?,
+        opt_str(py, p.contact)?,
+        p.contact_expires.into_bound_py_any(py)?,
+        user_agent,
+        server,
+        opt_str(py, p.via_branch)?,
+        p.via_count.into_bound_py_any(py)?,
+        p.max_forwards.into_bound_py_any(py)?,
+        p.expires.into_bound_py_any(py)?,
+        opt_cow(py, &p.auth_user)?,
+        p.q850_cause.into_bound_py_any(py)?,
+        opt_cow(py, &p.reason_text)?,
+        opt_cow(py, &p.correlation_id)?,
+        p.content_type.as_deref().into_bound_py_any(py)?,
+        sdp,
+        pyo3::types::PyBytes::new(py, body).into_any(),
+        p.size.into_bound_py_any(py)?,
+        p.trailing.into_bound_py_any(py)?,
+    ];
+    Ok(Some(PyTuple::new(py, items)?))
+}
+
+#[pymodule]
+fn sipscope_sipcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse, m)?)?;
+    Ok(())
+}
+
