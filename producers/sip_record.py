@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from producers.sip_parser import ParsedSip
 from sipscope.numbers import NumberPlan, normalise
+
+_e164 = lru_cache(maxsize=65536)(normalise)
+"""``normalise`` memoised (pure; the same users recur in every message of a dialog and across calls)."""
 from sipscope.records import SipMessage, message_id
 
 
@@ -52,21 +57,26 @@ def to_record(
     m.reason = p.reason
     m.ruri = p.ruri
     m.ruri_user = p.ruri_user
-    m.ruri_user_e164 = normalise(p.ruri_user, plan)
+    u = p.ruri_user
+    m.ruri_user_e164 = None if u is None else _e164(u, plan)
     m.from_display = p.from_display
     m.from_user = p.from_user
-    m.from_user_e164 = normalise(p.from_user, plan)
+    u = p.from_user
+    m.from_user_e164 = None if u is None else _e164(u, plan)
     m.from_host = p.from_host
     m.from_tag = p.from_tag
     m.to_display = p.to_display
     m.to_user = p.to_user
-    m.to_user_e164 = normalise(p.to_user, plan)
+    u = p.to_user
+    m.to_user_e164 = None if u is None else _e164(u, plan)
     m.to_host = p.to_host
     m.to_tag = p.to_tag
     m.pai_user = p.pai_user
-    m.pai_user_e164 = normalise(p.pai_user, plan)
+    u = p.pai_user
+    m.pai_user_e164 = None if u is None else _e164(u, plan)
     m.diversion_user = p.diversion_user
-    m.diversion_user_e164 = normalise(p.diversion_user, plan)
+    u = p.diversion_user
+    m.diversion_user_e164 = None if u is None else _e164(u, plan)
     m.contact = p.contact
     if p.is_request:
         m.user_agent = p.user_agent if p.user_agent is not None else p.server
