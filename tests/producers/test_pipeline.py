@@ -42,3 +42,21 @@ def test_counts_survive_more_than_one_batch():
     stats = Stats()
     n = sum(1 for _ in records_from((_p(GOOD) for _ in range(2500)), Options(plan=NumberPlan()), stats))
     assert n == 2500 and stats.messages == 2500 and stats.payloads == 2500
+
+
+def test_realtime_pacing_keeps_the_capture_gaps_and_max_does_not_wait():
+    import time as _time
+
+    from producers.pcap_source import Payload
+    from producers.pipeline import PACE_SLACK_S, paced
+
+    ts = [100.0, 100.0005, 100.001, 100.06, 100.12]  # a sub-millisecond burst, then 60 ms gaps
+    items = [Payload(ts=t, src_ip="10.0.0.1", src_port=5060, dst_ip="10.0.0.2", dst_port=5060, transport="udp",
+                     data=b"x", frame=i) for i, t in enumerate(ts)]
+    t0 = _time.monotonic()
+    seen = [(p.ts, _time.monotonic() - t0) for p in paced(iter(items), "realtime")]
+    for t, wall in seen:
+        assert wall >= (t - ts[0]) - PACE_SLACK_S - 1e-4, "never more than the slack ahead of the capture"
+    assert seen[-1][1] >= 0.12 - PACE_SLACK_S
+    t0 = _time.monotonic()
+    assert [p.ts for p in paced(iter(items), "max")] == ts and _time.monotonic() - t0 < 0.05
