@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml producers/sipcore/Cargo.toml producers/sipcore/src/lib.
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q ./producers/sipcore
+	@if command -v cargo >/dev/null; then echo 'setup: building the native SIP parser core (producers/sipcore)'; \
+		$(BIN)/pip install -q ./producers/sipcore; \
+	else echo 'setup: no cargo (Rust): the native SIP parser core is not built; the Python parser is used (about 3x slower)'; fi
 	@touch $(STAMP)
 
 stack-up: setup
