@@ -238,9 +238,11 @@ def test_collector_receives_everything_kamailio_relays(kamailio_modules, tmp_pat
     )
     assert got == expected
     by_key = Counter(key for key, _, _ in got.elements())
-    # each call: INVITE, ACK, BYE in and out; 100 (Kamailio's own) out; 180 in and out; 200 x2 in and out
+    # each call: INVITE, ACK, BYE in and out; 100 (Kamailio's own) out; 180 in and out; 200 x2 in and out.
+    # A 180 over UDP is sent once and never retransmitted: on a loaded machine sipp's own trace (``expected``,
+    # matched exactly above) has been seen to miss one, so only one 180 per call is required here.
     assert by_key["INVITE"] >= 2 * CALLS and by_key["BYE"] >= 2 * CALLS and by_key["ACK"] >= 2 * CALLS
-    assert by_key["100"] >= CALLS and by_key["180"] >= 2 * CALLS and by_key["200"] >= 4 * CALLS
+    assert by_key["100"] >= CALLS and by_key["180"] >= CALLS and by_key["200"] >= 4 * CALLS
     assert len({m.call_id for m in sink.messages}) == CALLS
     assert sink.rejected == [] and collector.stats.rejected == Counter()
     assert collector.stats.packets == len(sink.messages)
