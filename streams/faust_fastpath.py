@@ -13,8 +13,8 @@ Almost always the callback does not block at all: it decodes the record, puts th
 buffer with room and returns. :class:`FastConsumer` therefore starts the callback itself and only when it
 actually suspends (yields to the event loop) wraps the rest of it in a task and races it against the flow
 suspension exactly as Faust does. A callback that finishes without suspending could not have lost that
-race either: nothing else runs on the loop meanwhile. Everything else in the loop is Faust's own code
-(``faust/transport/consumer.py``, ``Consumer._drain_messages``), unchanged.
+race either: nothing else runs on the loop meanwhile. The rest of the loop does what Faust's
+(``faust/transport/consumer.py``, ``Consumer._drain_messages``) does: read offsets, gaps, periodic commits.
 
 Fetch batches (``pack_records``): the agent's cost is still mostly Faust's per-event machinery (event,
 stream iterator, buffer, ack). With ``pack_records`` on, the records one fetch brought for one partition go
@@ -125,94 +125,59 @@ class FastConsumer(faust_aiokafka.Consumer):
                                  generation_id=last.generation_id)
         await self._deliver(packed)
 
-    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - Faust's loop, one line changed
-        callback = self.callback
-        getmany = self.getmany
+    async def _accept(self, tp: Any, message: Any) -> bool:
+        """Faust's per-record check: a record before the read offset was handed over already (False); a jump
+        in the offsets is registered as a gap, as Faust does (compacted topics)."""
+        offset = message.offset
+        r_offset = self._read_offset[tp]
+        if r_offset is not None and offset < r_offset:
+            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+            return False
+        if r_offset and offset - r_offset > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, r_offset + 1, offset)
+        return True
+
+    async def _commit_due(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - exercised on the real stack
+        """Faust's fetch loop (``faust/transport/consumer.py``) with the hand-off and packing described above."""
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        suspended = self.suspend_flow.is_set
-
-        get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
-        flag_consumer_fetching = CONSUMER_FETCHING
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-
-        yield_every = 100
         num_since_yield = 0
-        sleep = asyncio.sleep
-        ensure_future = asyncio.ensure_future
-
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(flag_consumer_fetching)
-                ait = getmany(timeout=1.0)
-                await self.sleep(0)
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = self.getmany(timeout=1.0)
+                await self.sleep(0)  # getmany may not release the loop otherwise
+                if self.should_stop:
+                    continue
                 pack = self.pack_records
-                if not self.should_stop and pack:
-                    groups: dict[Any, list[Any]] = {}
-                    async for tp, message in ait:
-                        offset = message.offset
-                        if message.topic not in pack:  # changelogs (table recovery): one by one, as Faust does
-                            r_offset = get_read_offset(tp)
-                            if r_offset is None or offset >= r_offset:
-                                if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                                await self._deliver(message)
-                                set_read_offset(tp, offset)
-                            continue
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)  # as Faust does (compaction)
-                            group = groups.get(tp)
-                            if group is None:
-                                group = groups[tp] = []
-                            group.append(message)
-                            set_read_offset(tp, offset)
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
+                groups: dict[Any, list[Any]] = {}
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > 100:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    if not await self._accept(tp, message):
+                        continue
+                    if message.topic in pack:
+                        group = groups.get(tp)
+                        if group is None:
+                            group = groups[tp] = []
+                        group.append(message)
+                    else:  # one by one (changelogs during table recovery; everything when not packing)
+                        await self._commit_due()
+                        await self._deliver(message)
+                    set_read_offset(tp, message.offset)
+                if groups:
+                    await self._commit_due()
                     for tp, group in groups.items():
                         await self._deliver_packed(tp, group)
-                    unset_flag(flag_consumer_fetching)
-                elif not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset:
-                                if acks_enabled_for(message.topic):
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None:
-                                if self._n_acked >= commit_every:
-                                    self._n_acked = 0
-                                    await self.commit()
-                            # the one change: run the callback inline until it suspends (see module docstring)
-                            coro = callback(message)
-                            if suspended():
-                                await self.wait_first(coro, self.suspend_flow.wait())
-                            else:
-                                try:
-                                    first = coro.send(None)
-                                except StopIteration:
-                                    pass
-                                else:
-                                    await self.wait_first(ensure_future(_finish(coro, first)),
-                                                          self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
-                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
-                    unset_flag(flag_consumer_fetching)
-
+                self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -227,7 +192,7 @@ class FastConsumer(faust_aiokafka.Consumer):
             self.log.exception("Drain messages raised: %r", exc)
             raise
         finally:
-            unset_flag(flag_consumer_fetching)
+            self.diag.unset_flag(CONSUMER_FETCHING)
 
 
 class FastTransport(faust_aiokafka.Transport):
