@@ -24,6 +24,8 @@ BENCHES: list[tuple[str, list[str], str]] = [
     ("anomaly", ["bench/bench_anomaly.py"], "KPI rollup + anomaly engine"),
     ("worker", ["bench/bench_worker.py"], "Faust worker on the real Kafka"),
     ("indexer", ["bench/bench_indexer.py", "--messages", "200000"], "indexing rate and number-search latency"),
+    ("es-layout", ["-m", "bench.bench_es_layout", "--docs", "60000", "--rounds", "4"],
+     "Elasticsearch CPU per message document, by index layout"),
     ("loadgen", ["bench/bench_loadgen.py"], "load generator output rate"),
     ("e2e", ["-m", "bench.bench_e2e", "--cps", "700", "--duration", "60", "--tail", "20"],
      "capture -> Kafka -> worker -> indexer -> searchable, 700 CPS loadgen mix, with parser peers"),
