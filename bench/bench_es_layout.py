@@ -90,8 +90,8 @@ def main() -> None:
     es = Elasticsearch(s.elasticsearch.url)
     results: dict[str, list[float]] = {}
     for rnd in range(a.rounds):
-        for name, layout in layouts().items():
-            idx = f"bench-layout-{rnd}-{abs(hash(name)) % 10000}"
+        for k, (name, layout) in enumerate(layouts().items()):
+            idx = f"bench-layout-{rnd}-{k}"
             es.options(ignore_status=404).indices.delete(index=idx)
             es.indices.create(index=idx, settings=layout["settings"], mappings=layout["mappings"])
             c0 = es_cpu(pid)

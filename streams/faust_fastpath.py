@@ -16,8 +16,9 @@ suspension exactly as Faust does. A callback that finishes without suspending co
 race either: nothing else runs on the loop meanwhile. The rest of the loop does what Faust's
 (``faust/transport/consumer.py``, ``Consumer._drain_messages``) does: read offsets, gaps, periodic commits.
 
-Fetch batches (``pack_records``): the agent's cost is still mostly Faust's per-event machinery (event,
-stream iterator, buffer, ack). With ``pack_records`` on, the records one fetch brought for one partition go
+Fetch batches (``SipscopeApp.pack_topics``, from the setting ``worker.pack_records``): the agent's cost is
+still mostly Faust's per-event machinery (event, stream iterator, buffer, ack). For the topics in
+``pack_topics``, the records one fetch brought for one partition go
 to the agent as ONE event whose value is a :class:`Packed` list of the records (``.offset``, ``.value``...).
 Faust then acknowledges the group through the event of its last record; the offsets before it are
 registered as a gap, which is how Faust already accounts for offsets it never delivers (compacted topics):
@@ -91,11 +92,6 @@ def records_of(event: Any) -> Any:
 class FastConsumer(faust_aiokafka.Consumer):
     """faust-streaming's aiokafka consumer with the per-record hand-off described in the module docstring."""
 
-    @property
-    def pack_records(self) -> frozenset[str]:
-        """Topics whose records are packed (the agents' sources; never table changelogs)."""
-        return getattr(self.app, "pack_topics", frozenset())
-
     def forget_gaps(self, tp: Any, from_offset: int) -> None:
         """Drop gap registrations at and above ``from_offset`` (those records are being fetched again)."""
         gaps = self._gap.get(tp)
@@ -155,7 +151,7 @@ class FastConsumer(faust_aiokafka.Consumer):
                 await self.sleep(0)  # getmany may not release the loop otherwise
                 if self.should_stop:
                     continue
-                pack = self.pack_records
+                pack = self.app.pack_topics  # the agents' sources; never table changelogs
                 groups: dict[Any, list[Any]] = {}
                 async for tp, message in ait:
                     num_since_yield += 1
