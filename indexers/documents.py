@@ -102,9 +102,21 @@ def doc_id(rec: Any, value: bytes) -> str:
 
 
 def action(rec: Any, value: bytes, family: Family, prefix: str) -> dict[str, Any]:
-    """The bulk action (op type ``index``, ``_id`` = record id) of one decoded record."""
+    """The bulk action (op type ``index``, ``_id`` = record id) of one decoded record, as a dict for
+    ``elasticsearch.helpers``."""
     day, doc = to_document(rec, family)
     return {"_op_type": "index", "_index": family.index(prefix, day), "_id": doc_id(rec, value), "_source": doc}
+
+
+_json = msgspec.json.Encoder()
+
+
+def bulk_lines(rec: Any, value: bytes, family: Family, prefix: str) -> bytes:
+    """The same action as the two NDJSON lines of a ``_bulk`` body (action, then source), encoded once by
+    msgspec: what the indexer sends, without the client's per-document ``json.dumps``."""
+    day, doc = to_document(rec, family)
+    head = {"index": {"_index": family.index(prefix, day), "_id": doc_id(rec, value)}}
+    return b"%s\n%s\n" % (_json.encode(head), _json.encode(doc))
 
 
 def rejected(value: bytes | None, reason: str, detail: str, rec: Any = None, family: Family | None = None,

@@ -36,7 +36,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from elastic_transport import TransportError
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch
 
 from indexers import documents, layout, metrics, retention
 from indexers.documents import BadRecord
@@ -59,7 +59,8 @@ class _Item:
     msg: Message
     family: Family
     rec: Any
-    action: dict
+    lines: bytes
+    """The item's two NDJSON lines of a ``_bulk`` body (:func:`indexers.documents.bulk_lines`)."""
 
 
 @dataclass
@@ -151,6 +152,8 @@ class Indexer:
             "session.timeout.ms": self.cfg.session_timeout_ms,
             "heartbeat.interval.ms": min(3000, max(500, self.cfg.session_timeout_ms // 3)),
             "client.id": f"sipscope-indexer-{self.settings.node}",
+            "fetch.min.bytes": self.settings.kafka.fetch_min_bytes,
+            "fetch.wait.max.ms": self.settings.kafka.fetch_max_wait_ms,
             "log_level": 3,
         }
         if self.cfg.instance_id:
@@ -255,7 +258,7 @@ class Indexer:
             try:
                 rec = documents.decode(value, family)
                 documents.check_time(rec, family, now, max_future)
-                items.append(_Item(m, family, rec, documents.action(rec, value, family, self.prefix)))
+                items.append(_Item(m, family, rec, documents.bulk_lines(rec, value, family, self.prefix)))
             except BadRecord as exc:
                 rejects.append(self._reject(value, exc.reason, str(exc), rec, family))
         t0 = time.monotonic()
@@ -323,13 +326,30 @@ class Indexer:
         return moved, rejects
 
     def _bulk(self, pending: list[_Item]) -> tuple[list[tuple[bool, dict]], Exception | None]:
+        """One ``_bulk`` request per ``bulk_max_bytes`` of items. Returns ``(ok, {op: item result})`` per item
+        in order (a request refused as a whole gives each of its items that status), and the transport error
+        that stopped it early (the items after the answered ones are then retried)."""
         results: list[tuple[bool, dict]] = []
-        try:  # results arrive in action order, chunk by chunk: a failure keeps those already answered
-            results.extend(helpers.streaming_bulk(
-                self.es, (it.action for it in pending), chunk_size=max(1, len(pending)),
-                max_chunk_bytes=self.cfg.bulk_max_bytes, raise_on_error=False, raise_on_exception=False,
-                max_retries=0,
-            ))
+        start = 0
+        try:
+            while start < len(pending):
+                end, size = start + 1, len(pending[start].lines)
+                while end < len(pending) and size + len(pending[end].lines) <= self.cfg.bulk_max_bytes:
+                    size += len(pending[end].lines)
+                    end += 1
+                body = b"".join(it.lines for it in pending[start:end])
+                try:
+                    resp = self.es.bulk(operations=body, filter_path="items.*.status,items.*.error")
+                    answers = resp.get("items") or []
+                except ApiError as exc:  # the request as a whole: 413, 429, 5xx...
+                    error = {"type": "bulk_request_failed", "reason": str(exc)[:500]}
+                    answers = [{"index": {"status": exc.meta.status, "error": error}}] * (end - start)
+                if len(answers) != end - start:  # never seen; retried rather than guessed
+                    answers = [{"index": {"status": 0, "error": {"type": "bulk_answer_mismatch"}}}] * (end - start)
+                for answer in answers:
+                    status = next(iter(answer.values())).get("status", 0)
+                    results.append((200 <= status < 300, answer))
+                start = end
         except TransportError as exc:  # connection refused/reset, timeout: the rest is retried
             return results, exc
         return results, None

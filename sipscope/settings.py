@@ -29,6 +29,12 @@ class KafkaSettings(BaseModel):
     """Prefix added to every topic name (tests use it to isolate themselves)."""
     partitions: int = 6
     """Partitions of each sip.* topic when sipscope creates it (scale-out unit)."""
+    fetch_min_bytes: int = 65536
+    """Consumers (worker, indexer) ask the broker to hold a fetch until this much data is there, or
+    ``fetch_max_wait_ms`` passed: at a few thousand messages/s, a handful of fetches a second instead of one
+    per producer batch (the broker's and the consumers' CPU), for at most ``fetch_max_wait_ms`` of delay."""
+    fetch_max_wait_ms: int = 200
+    """Longest a fetch waits on the broker for ``fetch_min_bytes``."""
 
 
 class ElasticsearchSettings(BaseModel):
@@ -374,6 +380,8 @@ class WorkerSettings(BaseModel):
     False runs faust-streaming's own per-record task race."""
     progress_s: float = 10.0
     """Seconds between progress log lines."""
+    producer_linger_ms: int = 20
+    """Linger of the worker's producer (summaries, changelog writes): fewer, larger produce requests."""
     analytics_app_id: str | None = None
     """App id of ``sipscope worker --role analytics`` (KPIs, alerts), default ``<app_id>-analytics``."""
     snapshot_s: float = 5.0

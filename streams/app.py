@@ -507,16 +507,7 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
     w = settings.worker
     app_id = w.analytics_app_id or f"{w.app_id}-analytics"
     n = partitions if partitions is not None else prepare_topics(settings, app_id, ("analytics",))
-    app = _app_class(w)(
-        app_id, broker=f"kafka://{settings.kafka.bootstrap}", store="memory://",
-        processing_guarantee="at_least_once", autodiscover=False, web_enabled=bool(w.web_port),
-        web_bind="127.0.0.1", web_port=w.web_port or 6066, topic_partitions=n, topic_replication_factor=1,
-        table_standby_replicas=0, broker_commit_interval=w.commit_interval_s,
-        broker_session_timeout=w.session_timeout_s, broker_heartbeat_interval=w.heartbeat_s,
-        consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger=0.005,
-        producer_max_batch_size=1_000_000, producer_compression_type="zstd", broker_max_poll_records=w.batch_max,
-        stream_buffer_maxsize=max(4096, 2 * w.batch_max), stream_wait_empty=True, Monitor=LeanMonitor,
-    )
+    app = _new_app(settings, app_id, n, table_standby_replicas=0)
     names = [topics.name(t, settings) for t in (topics.MESSAGES, topics.CALLS, topics.REGISTRATIONS)]
     src = app.topic(*names, schema=RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw",
                                              value_serializer="raw"), partitions=n)
@@ -544,8 +535,40 @@ def _take_size(w: Any) -> int:
     return max(1, w.batch_max // 100) if w.pack_records and w.fast_handoff else w.batch_max
 
 
-def _app_class(w: Any) -> type[faust.App]:
-    return SipscopeApp if w.fast_handoff else faust.App
+def _new_app(settings: Settings, app_id: str, partitions: int, **extra: Any) -> faust.App:
+    """A Faust app with the settings both roles share (``extra``: role-specific Faust settings)."""
+    w = settings.worker
+    app = (SipscopeApp if w.fast_handoff else faust.App)(
+        app_id,
+        broker=f"kafka://{settings.kafka.bootstrap}",
+        store="memory://",
+        processing_guarantee="at_least_once",
+        autodiscover=False,
+        web_enabled=bool(w.web_port),
+        web_bind="127.0.0.1",
+        web_port=w.web_port or 6066,
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        broker_commit_interval=w.commit_interval_s,
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=w.heartbeat_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # throughput: batch outputs and changelog writes (a batch's summaries are awaited once, so some
+        # ms of linger cost latency, not throughput); fetch many records per poll
+        producer_linger=w.producer_linger_ms / 1000,
+        producer_max_batch_size=1_000_000,
+        producer_compression_type="zstd",
+        broker_max_poll_records=w.batch_max,
+        stream_buffer_maxsize=max(4096, 2 * w.batch_max),
+        stream_wait_empty=True,  # a rebalance waits for the batch in progress (False lost records in tests)
+        Monitor=LeanMonitor,
+        **extra,
+    )
+    if isinstance(app, SipscopeApp):
+        app.fetch_min_bytes = settings.kafka.fetch_min_bytes
+        app.fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms
+    return app
 
 
 async def _guarded(app: faust.App, coro: Any) -> None:
@@ -563,34 +586,8 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
     """The Faust app and its runtime (``partitions``: of ``sip.messages``; looked up/created when None)."""
     w = settings.worker
     n = partitions if partitions is not None else prepare_topics(settings)
-    app = _app_class(w)(
-        w.app_id,
-        broker=f"kafka://{settings.kafka.bootstrap}",
-        store="memory://",
-        processing_guarantee="at_least_once",
-        autodiscover=False,
-        web_enabled=bool(w.web_port),
-        web_bind="127.0.0.1",
-        web_port=w.web_port or 6066,
-        topic_partitions=n,
-        topic_replication_factor=1,
-        table_standby_replicas=w.standby_replicas,
-        broker_commit_interval=w.commit_interval_s,
-        broker_session_timeout=w.session_timeout_s,
-        broker_heartbeat_interval=w.heartbeat_s,
-        consumer_group_instance_id=w.instance_id,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        # throughput: batch outputs and changelog writes (a batch's summaries are awaited once, so a few
-        # ms of linger cost latency, not throughput); fetch many records per poll
-        producer_linger=0.005,
-        producer_max_batch_size=1_000_000,
-        producer_compression_type="zstd",
-        broker_max_poll_records=w.batch_max,
-        stream_buffer_maxsize=max(4096, 2 * w.batch_max),
-        stream_wait_empty=True,  # a rebalance waits for the batch in progress (False lost records in tests)
-        Monitor=LeanMonitor,
-    )
+    app = _new_app(settings, w.app_id, n, consumer_group_instance_id=w.instance_id,
+                   table_standby_replicas=w.standby_replicas)
     source = topics.name(topics.MESSAGES, settings)
     src = app.topic(source, schema=RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw",
                                              value_serializer="raw"), partitions=n)

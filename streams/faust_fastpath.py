@@ -92,6 +92,9 @@ def records_of(event: Any) -> Any:
 class FastConsumer(faust_aiokafka.Consumer):
     """faust-streaming's aiokafka consumer with the per-record hand-off described in the module docstring."""
 
+    def _new_consumer_thread(self) -> Any:
+        return FetchTunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     def forget_gaps(self, tp: Any, from_offset: int) -> None:
         """Drop gap registrations at and above ``from_offset`` (those records are being fetched again)."""
         gaps = self._gap.get(tp)
@@ -191,6 +194,20 @@ class FastConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
+class FetchTunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, creating the aiokafka consumer with the app's ``fetch_min_bytes`` and
+    ``fetch_max_wait_ms`` (Faust passes no minimum and a fixed 1.5 s wait: every producer batch then answers a
+    fetch of its own, which at a few thousand records/s costs the broker and the worker more than the
+    records do)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka 0.14 keeps both as attributes until start() builds its Fetcher from them
+        consumer._fetch_min_bytes = self.app.fetch_min_bytes
+        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        return consumer
+
+
 class FastTransport(faust_aiokafka.Transport):
     Consumer = FastConsumer
 
@@ -200,6 +217,10 @@ class SipscopeApp(faust.App):
 
     pack_topics: frozenset[str] = frozenset()
     """Topics whose records of one fetch and partition reach the agent as one :class:`Packed` event."""
+    fetch_min_bytes: int = 1
+    """Bytes a fetch waits for on the broker (aiokafka's default until the app sets it)."""
+    fetch_max_wait_ms: int = 1500
+    """Longest wait for ``fetch_min_bytes`` (Faust's own value until the app sets it)."""
 
     def _new_transport(self) -> Any:
         return FastTransport(self.conf.broker_consumer, self)

@@ -155,9 +155,11 @@ def test_two_workers_and_two_indexers_split_partitions_and_keep_one_summary_per_
                     rec = records.decode(m.value(), CallSummary)
                     if rec.final:
                         finals[rec.id] += 1
-            es.options(ignore_status=404).indices.refresh(index=f"{names.prefix}sip-*")
-            n_calls = es.options(ignore_status=404).count(index=calls_index).get("count", 0)
-            n_msgs = es.options(ignore_status=404).count(index=msgs_index).get("count", 0)
+            # 404: no index yet; 503: an index just created, its shard not started yet (poll again)
+            poll = es.options(ignore_status=(404, 503))
+            poll.indices.refresh(index=f"{names.prefix}sip-*")
+            n_calls = poll.count(index=calls_index).get("count", 0)
+            n_msgs = poll.count(index=msgs_index).get("count", 0)
             if n_calls >= len(calls) and n_msgs >= len(msgs) and len(finals) >= len(calls):
                 break
             for pr in procs:

@@ -267,3 +267,18 @@ def test_packed_fetch_groups_are_processed_record_by_record_and_a_hole_before_on
         whole.feed(i, m)
     assert entry.o == len(msgs) - 1
     assert rt.shards[0].corr.calls.export_call("p@rt") == whole.corr.calls.export_call("p@rt")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_worker_consumer_fetches_with_the_configured_minimum_and_wait(fast):
+    s = Settings(kafka=KafkaSettings(fetch_min_bytes=123_456, fetch_max_wait_ms=345))
+    s.worker.fast_handoff = fast
+
+    async def consumer():
+        app, _ = appmod.create_app(s, partitions=2)
+        thread = app.consumer._thread
+        return thread._create_worker_consumer(app.transport)
+
+    c = asyncio.run(consumer())
+    # faust-streaming as shipped (fast_handoff off): no minimum, its own 1.5 s wait
+    assert (c._fetch_min_bytes, c._fetch_max_wait_ms) == ((123_456, 345) if fast else (1, 1500))
