@@ -1,4 +1,11 @@
-"""ParsedSip + capture metadata -> the wire record :class:`sipscope.records.SipMessage`. Pure."""
+"""ParsedSip + capture metadata -> the wire record :class:`sipscope.records.SipMessage`. Pure.
+
+:func:`to_record` builds the record from a :class:`~producers.sip_parser.ParsedSip`;
+:func:`native_record` is the capture fast path's ``to_record(parse_sip(data, ...), ...)`` in one call to
+the native core (``sipscope_sipcore.record``): the same record, without the ``ParsedSip``, its headers
+dict and body that the record does not use, and with the id hashed natively. It returns None when the
+core is not installed or declines the message; the caller then uses ``parse_sip`` and ``to_record``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,42 @@ from functools import lru_cache
 
 from producers.sip_parser import ParsedSip
 from sipscope.numbers import NumberPlan, normalise
+from sipscope.records import SdpSummary, SipMessage, message_id
 
-_e164 = lru_cache(maxsize=65536)(normalise)
-"""``normalise`` memoised (pure; the same users recur in every message of a dialog and across calls)."""
-from sipscope.records import SipMessage, message_id
+try:  # the optional native core (producers/sipcore, built by `make setup`)
+    from sipscope_sipcore import record as _native_record
+except ImportError:  # pragma: no cover - depends on the installation
+    _native_record = None
+
+NATIVE_RECORD: bool = _native_record is not None
+"""Whether :func:`native_record` can build records (the native core is installed)."""
+
+E164_MEMO_SIZE = 65536
+"""Entries of each :class:`E164Memo` before it starts over."""
+
+
+class E164Memo(dict):
+    """``memo[user]`` = :func:`sipscope.numbers.normalise` ``(user, plan)`` for one plan, memoised.
+
+    ``normalise`` is pure and the same users recur in every message of a dialog and across calls; a hit
+    is one dict lookup (an ``lru_cache`` keyed by ``(user, plan)`` hashes the plan on every call).
+    """
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: NumberPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def __missing__(self, user: str) -> str | None:
+        if len(self) >= E164_MEMO_SIZE:
+            self.clear()
+        e164 = self[user] = normalise(user, self.plan)
+        return e164
+
+
+e164_memo = lru_cache(maxsize=16)(E164Memo)
+"""The :class:`E164Memo` of a plan (one per plan, shared by every caller)."""
 
 
 def to_record(
@@ -35,6 +74,7 @@ def to_record(
     """
     p = parsed
     raw = p.raw
+    e164 = e164_memo(plan)
     # Required fields by keyword, the rest by attribute: msgspec binds 45 keywords ~3x slower.
     m = SipMessage(
         ts=ts,
@@ -56,27 +96,22 @@ def to_record(
     m.status_code = p.status_code
     m.reason = p.reason
     m.ruri = p.ruri
-    m.ruri_user = p.ruri_user
-    u = p.ruri_user
-    m.ruri_user_e164 = None if u is None else _e164(u, plan)
+    m.ruri_user = u = p.ruri_user
+    m.ruri_user_e164 = None if u is None else e164[u]
     m.from_display = p.from_display
-    m.from_user = p.from_user
-    u = p.from_user
-    m.from_user_e164 = None if u is None else _e164(u, plan)
+    m.from_user = u = p.from_user
+    m.from_user_e164 = None if u is None else e164[u]
     m.from_host = p.from_host
     m.from_tag = p.from_tag
     m.to_display = p.to_display
-    m.to_user = p.to_user
-    u = p.to_user
-    m.to_user_e164 = None if u is None else _e164(u, plan)
+    m.to_user = u = p.to_user
+    m.to_user_e164 = None if u is None else e164[u]
     m.to_host = p.to_host
     m.to_tag = p.to_tag
-    m.pai_user = p.pai_user
-    u = p.pai_user
-    m.pai_user_e164 = None if u is None else _e164(u, plan)
-    m.diversion_user = p.diversion_user
-    u = p.diversion_user
-    m.diversion_user_e164 = None if u is None else _e164(u, plan)
+    m.pai_user = u = p.pai_user
+    m.pai_user_e164 = None if u is None else e164[u]
+    m.diversion_user = u = p.diversion_user
+    m.diversion_user_e164 = None if u is None else e164[u]
     m.contact = p.contact
     if p.is_request:
         m.user_agent = p.user_agent if p.user_agent is not None else p.server
@@ -92,4 +127,89 @@ def to_record(
     m.correlation_id = correlation_id or p.correlation_id
     m.content_type = p.content_type
     m.sdp = p.sdp
+    return m
+
+
+def native_record(
+    data: bytes,
+    correlation_headers: tuple[str, ...],
+    ts: float,
+    src_ip: str,
+    src_port: int,
+    dst_ip: str,
+    dst_port: int,
+    transport: str,
+    node: str,
+    e164: E164Memo,
+) -> SipMessage | None:
+    """``to_record(parse_sip(data, correlation_headers), ts=ts, ..., node=node, plan=e164.plan)`` by the
+    native core in one call (positional arguments: this is the per-message path), or None when the core
+    is not installed or declines the message. ``e164`` is :func:`e164_memo` of the number plan.
+    """
+    if _native_record is None:
+        return None
+    try:
+        fields = _native_record(data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port)
+    except BaseException as exc:  # noqa: BLE001 - as in parse_sip: a panic in the core (a BaseException) or
+        # odd arguments; the Python path decides, bad input never stops a stage
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        return None
+    if fields is None:
+        return None
+    (mid, is_request, method, status_code, reason, ruri, ruri_user, call_id, cseq_num, cseq_method,
+     from_display, from_user, from_host, from_tag, to_display, to_user, to_host, to_tag, pai_user,
+     diversion_user, contact, user_agent, via_branch, via_count, max_forwards, expires, auth_user,
+     q850_cause, reason_text, correlation_id, content_type, sdp, raw) = fields  # fmt: skip
+    m = SipMessage(
+        ts=ts,
+        src_ip=src_ip,
+        src_port=src_port,
+        dst_ip=dst_ip,
+        dst_port=dst_port,
+        transport=transport.lower(),
+        is_request=is_request,
+        call_id=call_id,
+        cseq_num=cseq_num,
+        cseq_method=cseq_method,
+        raw=raw,
+    )
+    m.id = mid
+    m.node = node
+    m.method = method
+    m.status_code = status_code
+    m.reason = reason
+    m.ruri = ruri
+    m.ruri_user = ruri_user
+    m.ruri_user_e164 = None if ruri_user is None else e164[ruri_user]
+    m.from_display = from_display
+    m.from_user = from_user
+    m.from_user_e164 = None if from_user is None else e164[from_user]
+    m.from_host = from_host
+    m.from_tag = from_tag
+    m.to_display = to_display
+    m.to_user = to_user
+    m.to_user_e164 = None if to_user is None else e164[to_user]
+    m.to_host = to_host
+    m.to_tag = to_tag
+    m.pai_user = pai_user
+    m.pai_user_e164 = None if pai_user is None else e164[pai_user]
+    m.diversion_user = diversion_user
+    m.diversion_user_e164 = None if diversion_user is None else e164[diversion_user]
+    m.contact = contact
+    m.user_agent = user_agent
+    m.via_branch = via_branch
+    m.via_count = via_count
+    m.max_forwards = max_forwards
+    m.expires = expires
+    m.auth_user = auth_user
+    m.q850_cause = q850_cause
+    m.reason_text = reason_text
+    m.correlation_id = correlation_id
+    m.content_type = content_type
+    if sdp is not None:
+        media_ip, audio_port, video_port, codecs, direction = sdp
+        m.sdp = SdpSummary(
+            media_ip=media_ip, audio_port=audio_port, video_port=video_port, codecs=codecs, direction=direction
+        )
     return m

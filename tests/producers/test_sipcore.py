@@ -4,6 +4,9 @@
 parser returns or declines (None) and lets Python parse the message. These tests compare
 ``parse_sip`` with ``parse_sip_python`` field by field (or error reason by error reason) on every SIP
 payload of the shared captures and on hypothesis-generated variants of real messages.
+
+The capture fast path's ``native_record`` (one call to the core: parse + record + id) is checked the same
+way against ``to_record(parse_sip_python(...))``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from hypothesis import strategies as st
 
 from producers import sip_parser
 from producers.sip_parser import COMPACT_FORMS, SipParseError, parse_sip, parse_sip_python
+from producers.sip_record import e164_memo, native_record, to_record
+from sipscope.numbers import NumberPlan
+from sipscope.records import SipMessage
 
 sipcore = pytest.importorskip(
     "sipscope_sipcore", reason="native core not installed (make setup builds it: pip install ./producers/sipcore)"
@@ -51,6 +57,23 @@ def _same(data: bytes, corr: Any = CORRELATION) -> bool:
     return native
 
 
+def _same_record(data: bytes, corr: Any = CORRELATION, ts: float = 1700000000.123456, node: str = "edge-1",
+                 src: tuple[str, int] = ("192.0.2.10", 5060), dst: tuple[str, int] = ("2001:db8::1", 5080)) -> bool:
+    """native_record == to_record(parse_sip_python(...)) on ``data``; True when the core built the record."""
+    plan = NumberPlan()
+    got = native_record(data, corr, ts, *src, *dst, "UDP", node, e164_memo(plan))
+    if got is None:
+        return False
+    want = to_record(parse_sip_python(data, corr), ts=ts, src_ip=src[0], src_port=src[1], dst_ip=dst[0],
+                     dst_port=dst[1], transport="UDP", node=node, plan=plan)
+    assert type(got) is SipMessage
+    if got != want:
+        diff = {f: (getattr(got, f), getattr(want, f)) for f in SipMessage.__struct_fields__
+                if getattr(got, f) != getattr(want, f)}
+        pytest.fail(f"native and Python records differ on {data[:300]!r}: {diff}")
+    return True
+
+
 def test_parse_sip_uses_the_core() -> None:
     assert sip_parser.NATIVE is True
     msg = REAL_MESSAGES[9]  # IMS_INVITE
@@ -70,12 +93,15 @@ def test_captures_native_equals_python(pcap: Path, capsys: pytest.CaptureFixture
     from producers.cli import file_payloads
     from sipscope.settings import get_settings
 
-    total = native = 0
+    total = native = records = 0
     for payload in file_payloads(str(pcap), None, get_settings()):
         total += 1
         native += _same(payload.data)
+        p = payload
+        records += _same_record(p.data, ts=p.ts, src=(p.src_ip, p.src_port), dst=(p.dst_ip, p.dst_port))
     with capsys.disabled():
         print(f"\n{pcap.name}: {native}/{total} handled natively ({native / max(total, 1):.1%})")
+    assert records == native  # the record path declines exactly what the parser declines
     if pcap.name.startswith(("sipp-", "attack-register")):
         assert native >= 0.9 * total
 
@@ -181,7 +207,25 @@ def variants(draw: st.DrawFn) -> bytes:
 @settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(variants(), st.sampled_from([CORRELATION, (), ["x-cid"], ("P-Charging-Vector", "X-CID"), ("i", " X-Cid ")]))
 def test_variants_native_equals_python(data: bytes, corr: Any) -> None:
-    _same(data, corr)
+    assert _same_record(data, corr) == _same(data, corr)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(0, 2**34).map(lambda ns: 1.7e9 + ns / 1e9)
+    | st.integers(0, 2**20).map(lambda k: 1.7e9 + k / 128),  # exact ties at the 7th decimal: rounded to even
+    st.text(max_size=12),
+    st.sampled_from([("192.0.2.10", 5060), ("2001:db8::1", 0), ("", 65535)]),
+)
+def test_native_message_id_equals_python(ts: float, node: str, src: tuple[str, int]) -> None:
+    """The id hashes ``f"{node}|{ts:.6f}|..."``: the core's float text must be Python's for any capture time."""
+    assert _same_record(_BASE[2], ts=ts, node=node, src=src)
+
+
+def test_native_record_declines_what_python_spells_differently() -> None:
+    for ts in (float("nan"), float("inf"), float("-inf")):
+        assert sipcore.record(_BASE[2], (), "", ts, "192.0.2.10", 5060, "192.0.2.20", 5060) is None
 
 
 @settings(max_examples=1500, deadline=None)
@@ -196,7 +240,7 @@ def test_any_ascii_header_value_native_equals_python(name: str, value: str) -> N
         "INVITE sip:a@example.com SIP/2.0\r\nCall-ID: c@h\r\nCSeq: 1 INVITE\r\nVia: SIP/2.0/UDP h;branch=b\r\n"
         f"{name}: {value}\r\nContent-Type: application/sdp\r\nContent-Length: 0\r\n\r\n"
     ).encode()
-    _same(msg)
+    assert _same_record(msg) == _same(msg)
 
 
 @settings(max_examples=800, deadline=None)
@@ -213,4 +257,4 @@ def test_sdp_bodies_native_equals_python(lines: list[bytes], eol: bytes) -> None
         b"Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: "
         + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    _same(msg)
+    assert _same_record(msg) == _same(msg)

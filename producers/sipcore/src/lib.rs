@@ -5,6 +5,11 @@
 //! it does not reproduce exactly; the Python parser then handles the message. The contract is:
 //! a `None` is always allowed, a different result never is.
 //!
+//! `record(data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port)` is the capture
+//! fast path's `to_record(parse_sip(...), ...)` (`producers/sip_record.py: native_record`) in one call:
+//! the same parse, then only the values the `SipMessage` record needs, its id (`message_id`) and its
+//! `raw` text; it declines when `parse` does (and for a capture time that is not finite).
+//!
 //! What is declined (-> None), so that every rule below only has to hold for plain ASCII text:
 //! * a header block (start line .. CRLF CRLF) with any byte outside printable ASCII + HTAB, a CR
 //!   not followed by LF or an LF not preceded by CR (bare LF, no blank line, non-UTF-8, controls);
@@ -1462,6 +1467,21 @@ fn correlation_key(name: &str) -> Option<String> {
     Some(py_strip(name).to_ascii_lowercase())
 }
 
+/// The header keys of `correlation_headers` (a sequence of names, or None); None: decline.
+fn correlation_keys(correlation_headers: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
+    let mut corr: Vec<String> = Vec::new();
+    if let Some(names) = correlation_headers {
+        for item in names.try_iter()? {
+            let name: String = item?.extract()?;
+            match correlation_key(&name) {
+                Some(k) => corr.push(k),
+                None => return Ok(None),
+            }
+        }
+    }
+    Ok(Some(corr))
+}
+
 fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
     s.into_bound_py_any(py)
 }
@@ -1480,16 +1500,7 @@ fn parse<'py>(
     data: &[u8],
     correlation_headers: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let mut corr: Vec<String> = Vec::new();
-    if let Some(names) = correlation_headers {
-        for item in names.try_iter()? {
-            let name: String = item?.extract()?;
-            match correlation_key(&name) {
-                Some(k) => corr.push(k),
-                None => return Ok(None),
-            }
-        }
-    }
+    let Some(corr) = correlation_keys(correlation_headers)? else { return Ok(None) };
     let Some(head) = scan(data) else { return Ok(None) };
     let Some(p) = fill(data, &head, &corr) else { return Ok(None) };
 
@@ -1509,11 +1520,7 @@ fn parse<'py>(
         headers.set_item(py_key(py, key), value)?;
     }
     let notes = PyList::new(py, &p.notes)?;
-    let sdp = match &p.sdp {
-        None => py.None().into_bound(py),
-        Some(s) => (s.media_ip, s.audio_port, s.video_port, PyList::new(py, &s.codecs)?, s.direction)
-            .into_bound_py_any(py)?,
-    };
+    let sdp = sdp_tuple(py, &p.sdp)?;
     let body: &[u8] = &data[p.body.0..p.body.1];
     let items: [Bound<'py, PyAny>; 39] = [
         p.is_request.into_bound_py_any(py)?,
@@ -1559,9 +1566,118 @@ fn parse<'py>(
     Ok(Some(PyTuple::new(py, items)?))
 }
 
+/// `(media_ip, audio_port, video_port, codecs, direction)` of an SDP summary, or None.
+fn sdp_tuple<'py>(py: Python<'py>, sdp: &Option<Sdp<'_>>) -> PyResult<Bound<'py, PyAny>> {
+    match sdp {
+        None => Ok(py.None().into_bound(py)),
+        Some(s) => {
+            (s.media_ip, s.audio_port, s.video_port, PyList::new(py, &s.codecs)?, s.direction).into_bound_py_any(py)
+        }
+    }
+}
+
+/// `sipscope.records.message_id`: BLAKE2b with a 16-byte digest of
+/// `f"{node}|{ts:.6f}|{src_ip}|{src_port}|{dst_ip}|{dst_port}|"` then the raw bytes, in lower-case hex.
+/// Rust's `{:.6}` gives Python's `.6f` text for every finite float (the exact value rounded, ties to
+/// even); None for NaN and the infinities, which the two spell differently.
+fn message_id(node: &str, ts: f64, src_ip: &str, src_port: i64, dst_ip: &str, dst_port: i64, raw: &[u8]) -> Option<String> {
+    use std::fmt::Write;
+    if !ts.is_finite() {
+        return None;
+    }
+    let mut prefix = String::with_capacity(node.len() + src_ip.len() + dst_ip.len() + 48);
+    write!(prefix, "{node}|{ts:.6}|{src_ip}|{src_port}|{dst_ip}|{dst_port}|").ok()?;
+    let mut state = blake2b_simd::Params::new().hash_length(16).to_state();
+    state.update(prefix.as_bytes());
+    state.update(raw);
+    Some(state.finalize().to_hex().to_string())
+}
+
+/// `bytes.decode("utf-8", "replace")` (CPython's own decoder, so invalid bytes are replaced alike).
+fn decode_utf8_replace<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the pointer and length describe `data`, alive for the call; a NULL result is an error set
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_DecodeUTF8(
+            data.as_ptr().cast(),
+            data.len() as pyo3::ffi::Py_ssize_t,
+            c"replace".as_ptr(),
+        );
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// The capture fast path's `to_record(parse_sip(data, correlation_headers), ts=ts, ...)` in one call:
+/// the `SipMessage` values that come from the message, in the record's field order -
+/// `(id, is_request, method, status_code, reason, ruri, ruri_user, call_id, cseq_num, cseq_method,
+/// from_display, from_user, from_host, from_tag, to_display, to_user, to_host, to_tag, pai_user,
+/// diversion_user, contact, user_agent, via_branch, via_count, max_forwards, expires, auth_user,
+/// q850_cause, reason_text, correlation_id, content_type, sdp, raw)` with `sdp` as in `parse` - or None
+/// whenever `parse` would decline (the caller then parses with `parse_sip` and builds with `to_record`).
+/// No headers dict, notes or body are made; the `*_e164` numbers are left to the caller.
+#[pyfunction]
+#[pyo3(signature = (data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port))]
+#[allow(clippy::too_many_arguments)]
+fn record<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    correlation_headers: Option<&Bound<'py, PyAny>>,
+    node: &str,
+    ts: f64,
+    src_ip: &str,
+    src_port: i64,
+    dst_ip: &str,
+    dst_port: i64,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Some(corr) = correlation_keys(correlation_headers)? else { return Ok(None) };
+    let Some(head) = scan(data) else { return Ok(None) };
+    let Some(p) = fill(data, &head, &corr) else { return Ok(None) };
+    let Some(id) = message_id(node, ts, src_ip, src_port, dst_ip, dst_port, data) else { return Ok(None) };
+    // to_record: User-Agent for requests and Server for responses, either when only one is there;
+    // the Expires header, else the first Contact's expires parameter
+    let user_agent = if p.is_request { p.user_agent.or(p.server) } else { p.server.or(p.user_agent) };
+    let expires = p.expires.or(p.contact_expires);
+    let items: [Bound<'py, PyAny>; 33] = [
+        PyString::new(py, &id).into_any(),
+        p.is_request.into_bound_py_any(py)?,
+        opt_str(py, p.method)?,
+        p.status_code.into_bound_py_any(py)?,
+        opt_str(py, p.reason)?,
+        opt_str(py, p.ruri)?,
+        opt_str(py, p.ruri_user)?,
+        p.call_id.into_bound_py_any(py)?,
+        p.cseq_num.into_bound_py_any(py)?,
+        p.cseq_method.into_bound_py_any(py)?,
+        opt_cow(py, &p.from.0)?,
+        opt_str(py, p.from.1)?,
+        opt_str(py, p.from.2)?,
+        opt_str(py, p.from.3)?,
+        opt_cow(py, &p.to.0)?,
+        opt_str(py, p.to.1)?,
+        opt_str(py, p.to.2)?,
+        opt_str(py, p.to.3)?,
+        opt_str(py, p.pai_user)?,
+        opt_str(py, p.diversion_user)?,
+        opt_str(py, p.contact)?,
+        opt_str(py, user_agent)?,
+        opt_str(py, p.via_branch)?,
+        p.via_count.into_bound_py_any(py)?,
+        p.max_forwards.into_bound_py_any(py)?,
+        expires.into_bound_py_any(py)?,
+        opt_cow(py, &p.auth_user)?,
+        p.q850_cause.into_bound_py_any(py)?,
+        opt_cow(py, &p.reason_text)?,
+        opt_cow(py, &p.correlation_id)?,
+        p.content_type.as_deref().into_bound_py_any(py)?,
+        sdp_tuple(py, &p.sdp)?,
+        decode_utf8_replace(py, data)?,
+    ];
+    Ok(Some(PyTuple::new(py, items)?))
+}
+
 #[pymodule]
 fn sipscope_sipcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse, m)?)?;
+    m.add_function(wrap_pyfunction!(record, m)?)?;
     Ok(())
 }
 
