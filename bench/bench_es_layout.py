@@ -8,7 +8,12 @@ scratch indices ``bench-layout-*`` (no ILM, no replicas); the cost is the Elasti
 (``/proc/<pid>/stat``) from the first bulk request to the end of a refresh + flush. The first round warms
 the JVM and is not counted.
 
-Usage: python -m bench.bench_es_layout [--docs 60000] [--rounds 4]
+``--compare settings`` compares index settings of the shipped layout instead (refresh interval, codec, merge
+policy); ``--rate N`` sends the documents at N per second in bulks of ``--bulk`` (as the indexer does at a
+steady load, so refreshes and merges happen as they do in production) instead of as fast as possible.
+
+Usage: python -m bench.bench_es_layout [--docs 60000] [--rounds 4] [--compare layouts|settings]
+                                       [--rate 3500 --bulk 1000]
 """
 
 from __future__ import annotations
@@ -51,10 +56,26 @@ def layouts() -> dict[str, dict]:
     return {"shipped": tpl, "v2: raw stored only": v2, "v1: raw analysed, all keywords indexed": v1}
 
 
+def setting_variants() -> dict[str, dict]:
+    """The shipped layout with one index setting changed at a time."""
+    tpl = layouts()["shipped"]
+    out = {"shipped": tpl}
+    for name, change in (("refresh_interval 2s", {"refresh_interval": "2s"}),
+                         ("codec default (LZ4 stored fields)", {"codec": "default"}),
+                         ("merge segments_per_tier 20", {"merge": {"policy": {"segments_per_tier": 20}}})):
+        v = copy.deepcopy(tpl)
+        v["settings"]["index"].update(change)
+        out[name] = v
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=60000)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--compare", choices=("layouts", "settings"), default="layouts")
+    ap.add_argument("--rate", type=float, default=0.0, help="documents per second (0 = as fast as possible)")
+    ap.add_argument("--bulk", type=int, default=2000, help="documents per bulk request")
     ap.add_argument("--pcap", help="capture to take the messages from (default: sipscope loadgen --cps 200 "
                                    "--duration 60 --seed 1)")
     a = ap.parse_args()
@@ -89,15 +110,21 @@ def main() -> None:
     docs = docs[: a.docs]
     es = Elasticsearch(s.elasticsearch.url)
     results: dict[str, list[float]] = {}
+    variants = layouts() if a.compare == "layouts" else setting_variants()
     for rnd in range(a.rounds):
-        for k, (name, layout) in enumerate(layouts().items()):
+        for k, (name, layout) in enumerate(variants.items()):
             idx = f"bench-layout-{rnd}-{k}"
             es.options(ignore_status=404).indices.delete(index=idx)
             es.indices.create(index=idx, settings=layout["settings"], mappings=layout["mappings"])
             c0 = es_cpu(pid)
-            for _ok, _info in helpers.streaming_bulk(
-                    es, ({"_index": idx, "_id": d["id"], "_source": d} for d in docs), chunk_size=2000):
-                pass
+            t0 = time.monotonic()
+            for i in range(0, len(docs), a.bulk):
+                if a.rate:  # paced: bulk i leaves at i / rate seconds
+                    time.sleep(max(0.0, t0 + i / a.rate - time.monotonic()))
+                for _ok, _info in helpers.streaming_bulk(
+                        es, ({"_index": idx, "_id": d["id"], "_source": d} for d in docs[i:i + a.bulk]),
+                        chunk_size=a.bulk):
+                    pass
             es.indices.refresh(index=idx)
             es.indices.flush(index=idx)
             time.sleep(1.0)
@@ -108,10 +135,13 @@ def main() -> None:
             print(f"round {rnd}{' (warm-up)' if not rnd else ''}: {name}: {a.docs / cpu:,.0f} docs per ES CPU-second",
                   flush=True)
     print(f"\n# Elasticsearch layout benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"machine: {machine()}; {a.docs} documents of {Path(a.pcap).name}, {a.rounds - 1} counted rounds\n")
-    print("| sip-messages layout | docs per ES CPU-second (median) | vs v1 |")
+    pace = f"{a.rate:,.0f} docs/s in bulks of {a.bulk}" if a.rate else f"as fast as possible, bulks of {a.bulk}"
+    print(f"machine: {machine()}; {a.docs} documents of {Path(a.pcap).name}, {pace}, {a.rounds - 1} counted rounds\n")
+    ref = "v1: raw analysed, all keywords indexed" if a.compare == "layouts" else "shipped"
+    print(f"| sip-messages {'layout' if a.compare == 'layouts' else 'settings'} | docs per ES CPU-second (median) "
+          f"| vs {ref.split(':')[0]} |")
     print("|---|---:|---:|")
-    base = statistics.median(results["v1: raw analysed, all keywords indexed"])
+    base = statistics.median(results[ref])
     for name, vals in results.items():
         med = statistics.median(vals)
         print(f"| {name} | {med:,.0f} | {med / base:.2f}x |")
