@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexers import documents
 from indexers.documents import BadRecord
@@ -101,3 +104,12 @@ def test_rejected_record_keeps_the_bytes_and_the_context():
     assert msgspec.json.decode(records.encode(rej))["v"] == records.REJECTED_VERSION
     bare = documents.rejected(b"\xff\x00", "bad_record", "x", None, MESSAGES)
     assert bare.ts is None and base64.b64decode(bare.raw_b64) == b"\xff\x00"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(min_value=-1e10, max_value=2.5e11, allow_nan=False),
+                 st.integers(min_value=1_700_000_000_000_000, max_value=1_900_000_000_000_000).map(lambda us: us / 1e6),
+                 st.integers(min_value=0, max_value=10**7).map(lambda k: 1_795_750_000 + k / 1e6 + 5e-7)))
+def test_iso_writes_what_datetime_writes(ts):
+    # the per-second cache and the half-even microseconds give exactly datetime's text (ties included)
+    assert documents.iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
