@@ -94,12 +94,19 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         from confluent_kafka import Consumer
 
+        # fetches wait for 64 KiB or 100 ms, as the pipeline's consumers do: the sampler only has to learn an id
+        # before its ES poll, and one fetch per producer batch would load the broker measured beside it
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-sampler-{uuid.uuid4().hex[:8]}",
-                           "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0})
+                           "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0,
+                           "fetch.min.bytes": 65536, "fetch.wait.max.ms": 100})
         self.c.subscribe([topic])
         self.es_url, self.index, self.every = es_url, index, every
         self.pending: dict[str, float] = {}
         self.lat: list[float] = []
+        self.lat_at: list[tuple[float, float]] = []
+        """(publish time, latency) of each sample: the latency of the busiest seconds can be told apart."""
+        self.per_second: dict[int, int] = {}
+        """Records published in each wall-clock second (Kafka CreateTime)."""
         self.seen = 0
         self.first_pub: float | None = None
         self.last_pub: float | None = None
@@ -119,6 +126,7 @@ class Sampler(threading.Thread):
                 ts = m.timestamp()[1] / 1000.0
                 self.first_pub = ts if self.first_pub is None else min(self.first_pub, ts)
                 self.last_pub = ts if self.last_pub is None else max(self.last_pub, ts)
+                self.per_second[int(ts)] = self.per_second.get(int(ts), 0) + 1
                 if self.seen % self.every == 0:
                     self.pending[msgspec.json.decode(m.value())["id"]] = ts
             now = time.time()
@@ -133,9 +141,24 @@ class Sampler(threading.Thread):
                         pub = self.pending.pop(h["_id"], None)
                         if pub is not None:
                             self.lat.append(found - pub)
+                            self.lat_at.append((pub, found - pub))
                 except Exception:  # noqa: BLE001, S110 - the index may not exist yet; next poll retries
                     pass
         self.c.close()
+
+
+BUSY_S = 20
+"""Length of the busiest window reported beside the whole run (a loadgen replay ramps up and down)."""
+
+
+def busiest(per_second: dict[int, int], window: int) -> tuple[int, float] | None:
+    """(start second, records/s) of the ``window`` consecutive seconds with the most records published."""
+    if not per_second:
+        return None
+    lo, hi = min(per_second), max(per_second)
+    best = max(range(lo, max(lo, hi - window + 1) + 1),
+               key=lambda t: sum(per_second.get(t + i, 0) for i in range(window)))
+    return best, sum(per_second.get(best + i, 0) for i in range(window)) / window
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -279,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         first_pub = sampler.first_pub or t0
         result = {"published": published, "indexed": indexed, "calls": calls_indexed, "t0": t0,
                   "first_pub": first_pub, "t_cap": t_cap, "t_done": t_done, "lat": sampler.lat,
-                  "unfound": len(sampler.pending)}
+                  "lat_at": sampler.lat_at, "per_second": sampler.per_second, "unfound": len(sampler.pending)}
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -322,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     lat = r["lat"]
     print(f"| capture-to-searchable latency p50 / p99 / max ({len(lat)} samples, {r['unfound']} not found) | "
           f"**{pct(lat, 50):.2f} / {pct(lat, 99):.2f}** / {max(lat, default=float('nan')):.2f} s |")
+    busy = busiest(r["per_second"], BUSY_S)
+    if busy is not None:
+        start, rate = busy
+        in_busy = [x for t, x in r["lat_at"] if start <= t < start + BUSY_S]
+        print(f"| busiest {BUSY_S} s of the replay: offered rate; latency p50 / p99 / max of its messages "
+              f"({len(in_busy)} samples) | {rate:,.0f} msg/s; {pct(in_busy, 50):.2f} / {pct(in_busy, 99):.2f} / "
+              f"{max(in_busy, default=float('nan')):.2f} s |")
     print()
     print("| stage | CPU s | share of one core over the run | msgs per CPU-second | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
