@@ -22,7 +22,9 @@ Among several candidates the one matching both numbers wins, then the most recen
 its own Call-ID when it had none. Anonymous users never match.
 
 The candidate index lives in memory only and covers ``leg_link_window_s``: in a partitioned worker it
-links legs that reach the same partition; the header-based path (1) has no such limit.
+links legs that reach the same partition; the header-based path (1) has no such limit. It is keyed by
+(destination host, caller or callee number), so a new leg looks only at the legs that share one of its
+numbers, not at every INVITE its host received in the window (at carrier rates, thousands).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ def numbers(*values: str | None) -> frozenset[str]:
 
 
 class _Candidate:
-    __slots__ = ("ts", "call_id", "callers", "callees", "state")
+    __slots__ = ("ts", "seq", "call_id", "callers", "callees", "state")
 
-    def __init__(self, ts: float, call_id: str, callers: frozenset[str], callees: frozenset[str], state: Any):
+    def __init__(self, ts: float, seq: int, call_id: str, callers: frozenset[str], callees: frozenset[str],
+                 state: Any):
         self.ts = ts
+        self.seq = seq
         self.call_id = call_id
         self.callers = callers
         self.callees = callees
@@ -50,49 +54,67 @@ class _Candidate:
 
 
 class LegLinker:
-    """Index of recent first INVITEs by destination host; see the module docstring."""
+    """Index of recent first INVITEs by destination host and number; see the module docstring."""
 
-    __slots__ = ("window", "_by_host", "_order")
+    __slots__ = ("window", "_index", "_order", "_seq")
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._by_host: dict[str, deque[_Candidate]] = {}
-        self._order: deque[tuple[float, str]] = deque()
+        self._index: dict[tuple[str, bool, str], deque[_Candidate]] = {}
+        """(host the INVITE went to, True for a caller number / False for a callee number, number) ->
+        candidates in arrival order."""
+        self._order: deque[tuple[float, list[tuple[str, bool, str]]]] = deque()
+        self._seq = 0
 
     def link(self, state: Any, ts: float, src_ip: str, dst_ip: str,
              callers: frozenset[str], callees: frozenset[str]) -> Any | None:
         """Register leg ``state`` (an object with ``call_id`` and ``correlation_id``) and return the
-        earlier leg's state it belongs to, or None. Does not modify either state."""
+        earlier leg's state it belongs to, or None. Does not modify either state.
+
+        The earlier leg scoring most (2 for a shared caller number, 2 for a shared callee number) wins; among
+        equals the most recent one."""
+        if self.window <= 0:
+            return None
         self._expire(ts)
-        found = None
-        dq = self._by_host.get(src_ip)
-        if dq and self.window > 0:
-            best_score = 0
-            for c in reversed(dq):
-                dt = ts - c.ts
-                if dt < 0 or dt > self.window or c.call_id == state.call_id:
+        index, window, call_id = self._index, self.window, state.call_id
+        best: _Candidate | None = None
+        best_key = (0, -1)
+        for is_caller, nums in ((True, callers), (False, callees)):
+            for n in nums:
+                dq = index.get((src_ip, is_caller, n))
+                if not dq:
                     continue
-                score = (2 if callers & c.callers else 0) + (2 if callees & c.callees else 0)
-                if score > best_score:
-                    best_score, found = score, c.state
-                    if score == 4:
-                        break
-        if self.window > 0:
-            self._by_host.setdefault(dst_ip, deque()).append(_Candidate(ts, state.call_id, callers, callees, state))
-            self._order.append((ts, dst_ip))
-        return found
+                for c in dq:
+                    dt = ts - c.ts
+                    if dt < 0 or dt > window or c.call_id == call_id:
+                        continue
+                    key = ((2 if callers & c.callers else 0) + (2 if callees & c.callees else 0), c.seq)
+                    if key > best_key:
+                        best_key, best = key, c
+        self._seq += 1
+        cand = _Candidate(ts, self._seq, call_id, callers, callees, state)
+        keys = [(dst_ip, True, n) for n in callers] + [(dst_ip, False, n) for n in callees]
+        for k in keys:
+            dq = index.get(k)
+            if dq is None:
+                dq = index[k] = deque()
+            dq.append(cand)
+        if keys:
+            self._order.append((ts, keys))
+        return best.state if best is not None else None
 
     def _expire(self, now: float) -> None:
         limit = now - self.window
-        order, by_host = self._order, self._by_host
+        order, index = self._order, self._index
         while order and order[0][0] < limit:
-            _, host = order.popleft()
-            dq = by_host.get(host)
-            if dq:
-                dq.popleft()
-                if not dq:
-                    del by_host[host]
+            _, keys = order.popleft()
+            for k in keys:
+                dq = index.get(k)
+                if dq:
+                    dq.popleft()
+                    if not dq:
+                        del index[k]
 
     def clear(self) -> None:
-        self._by_host.clear()
+        self._index.clear()
         self._order.clear()
