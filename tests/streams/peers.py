@@ -100,3 +100,28 @@ def messages(path: Path) -> list[SipMessage]:
             if isinstance(r, SipMessage)]
     recs.sort(key=lambda m: m.ts)
     return recs
+
+
+KAMAILIO_PREAMBLE = """#!KAMAILIO
+debug=1
+log_stderror=yes
+fork=yes
+children=2
+disable_tcp=yes
+auto_aliases=no
+listen=udp:{host}:{port}
+mpath="{mpath}"
+
+"""
+
+
+def start_kamailio(kamailio: str, cwd: Path, host: str, port: int, mpath: str, modules: list[str],
+                   script: str) -> subprocess.Popen:
+    """Kamailio on ``host:port`` (UDP only, two children, logging to ``kamailio.log`` in ``cwd``) with
+    ``modules`` loaded and ``script`` (its routing blocks) after them."""
+    cfg = KAMAILIO_PREAMBLE.format(host=host, port=port, mpath=mpath)
+    cfg += "".join(f'loadmodule "{m}.so"\n' for m in modules) + "\n" + script
+    (cwd / "kamailio.cfg").write_text(cfg)
+    (cwd / "run").mkdir(exist_ok=True)
+    return spawn([kamailio, "-f", str(cwd / "kamailio.cfg"), "-DD", "-E", "-m", "32", "-M", "8",
+                  "-Y", str(cwd / "run"), "-P", str(cwd / "run" / "kamailio.pid")], cwd, "kamailio.log")

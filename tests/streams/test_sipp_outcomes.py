@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from peers import free_udp_port, module_dir, need, spawn, start_dumpcap, stop, udp_bound, wait
+from peers import free_udp_port, module_dir, need, spawn, start_dumpcap, start_kamailio, stop, udp_bound, wait
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
 
@@ -39,25 +39,8 @@ UAC, UAS, KAM = "127.0.0.3", "127.0.0.4", "127.0.0.5"
 SCENARIOS = Path(__file__).parent / "sipp"
 CALLER = "61355500001"
 
-KAMAILIO_CFG = """#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=2
-disable_tcp=yes
-auto_aliases=no
-listen=udp:{host}:{port}
-mpath="{mpath}"
-
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "maxfwd.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-
-# a transaction-stateful proxy that record-routes INVITEs and sends each callee number to its own UAS
+KAMAILIO_MODULES = ["tm", "sl", "rr", "maxfwd", "pv", "textops", "siputils"]
+KAMAILIO_SCRIPT = """# a transaction-stateful proxy that record-routes INVITEs and sends each callee number to its own UAS
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
@@ -153,15 +136,13 @@ def _run_calls(tmp: Path) -> Path:
     uas_ports = {c.name: free_udp_port(UAS) for c in CASES}
     routes = "\n".join(f'    if ($rU == "{c.callee}") {{\n        $du = "sip:{UAS}:{uas_ports[c.name]}";\n'
                        f'        t_relay();\n        exit;\n    }}' for c in CASES)
-    (tmp / "run").mkdir()
-    (tmp / "kamailio.cfg").write_text(KAMAILIO_CFG.format(host=KAM, port=kam_port, mpath=mpath, routes=routes))
     capture = tmp / "capture.pcapng"
     procs: list[subprocess.Popen] = []
     cap = None
     try:
         cap = start_dumpcap(dumpcap, [kam_port, *uas_ports.values()], capture, tmp)
-        procs.append(spawn([kamailio, "-f", str(tmp / "kamailio.cfg"), "-DD", "-E", "-m", "32", "-M", "8",
-                            "-Y", str(tmp / "run"), "-P", str(tmp / "run" / "kamailio.pid")], tmp, "kamailio.log"))
+        procs.append(start_kamailio(kamailio, tmp, KAM, kam_port, mpath, KAMAILIO_MODULES,
+                                    KAMAILIO_SCRIPT.format(routes=routes)))
         for c in CASES:
             procs.append(spawn([sipp, "-sf", str(_scenario(tmp, c, "uas")), "-i", UAS, "-p", str(uas_ports[c.name]),
                                 "-nostdin", "-trace_err"], tmp, f"uas_{c.name}.log"))

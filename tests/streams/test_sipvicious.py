@@ -23,7 +23,8 @@ import subprocess
 import time
 
 import pytest
-from peers import free_udp_port, messages, module_dir, need, spawn, start_dumpcap, stop, udp_bound, wait
+from peers import (free_udp_port, messages, module_dir, need, spawn, start_dumpcap, start_kamailio, stop, udp_bound,
+                   wait)
 
 from sipscope.settings import Settings
 from streams.anomaly import AnomalyEngine
@@ -32,35 +33,21 @@ pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
 
 SCANNER, KAM, UAC, UAS = "127.0.0.1", "127.0.0.5", "127.0.0.3", "127.0.0.4"
 
-KAMAILIO_CFG = """#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=2
-disable_tcp=yes
-auto_aliases=no
-listen=udp:{host}:{port}
-mpath="{mpath}"
-
-loadmodule "pv.so"
-loadmodule "sl.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-
-# a registrar that knows nobody: every REGISTER is challenged (and every retry with credentials fails
+KAMAILIO_MODULES = ["pv", "sl", "textops", "siputils"]
+KAMAILIO_SCRIPT = """# a registrar that knows nobody: every REGISTER is challenged (and every retry with credentials fails
 # the same way), every other request is for an unknown user
-request_route {{
-    if (is_method("ACK")) {{
+request_route {
+    if (is_method("ACK")) {
         exit;
-    }}
-    if (is_method("REGISTER")) {{
+    }
+    if (is_method("REGISTER")) {
         append_to_reply("WWW-Authenticate: Digest realm=\\"sipscope.test\\", nonce=\\"5f3e2c1a9b8d7e6f\\", algorithm=MD5, qop=\\"auth\\"\\r\\n");
         sl_send_reply("401", "Unauthorized");
         exit;
-    }}
+    }
     sl_send_reply("404", "Not Found");
     exit;
-}}
+}
 """
 
 
@@ -70,15 +57,11 @@ def test_sipvicious_raises_scanner_enumeration_bruteforce_and_sipp_raises_nothin
     mpath = module_dir()
     kam_port, uas_port = free_udp_port(KAM), free_udp_port(UAS)
     capture = tmp_path / "capture.pcapng"
-    (tmp_path / "run").mkdir()
-    (tmp_path / "kamailio.cfg").write_text(KAMAILIO_CFG.format(host=KAM, port=kam_port, mpath=mpath))
     procs: list[subprocess.Popen] = []
     cap = None
     try:
         cap = start_dumpcap(dumpcap, [kam_port, uas_port], capture, tmp_path)
-        procs.append(spawn([kamailio, "-f", str(tmp_path / "kamailio.cfg"), "-DD", "-E", "-m", "32", "-M", "8",
-                             "-Y", str(tmp_path / "run"), "-P", str(tmp_path / "run" / "kamailio.pid")],
-                            tmp_path, "kamailio.log"))
+        procs.append(start_kamailio(kamailio, tmp_path, KAM, kam_port, mpath, KAMAILIO_MODULES, KAMAILIO_SCRIPT))
         procs.append(spawn([sipp, "-sn", "uas", "-i", UAS, "-p", str(uas_port), "-nostdin"], tmp_path, "uas.log"))
         wait(lambda: udp_bound(KAM, kam_port) and udp_bound(UAS, uas_port), 10, "kamailio and the sipp UAS")
         assert all(p.poll() is None for p in procs), (tmp_path / "kamailio.log").read_text(errors="replace")[-2000:]
