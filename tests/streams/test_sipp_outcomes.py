@@ -228,15 +228,17 @@ def test_kpis_of_the_run(report):
     for c in CASES:
         n[c.outcome] += c.calls
     attempts = sum(n.values())
+    # rows are JSON without their default values: a count of 0 or a ratio of None is absent
     rows = [r for r in report["stats"] if r["scope"] == "all"]
     got = Counter()
     for r in rows:
         for k in ("attempts", "answered", "busy", "no_answer", "cancelled", "rejected", "failed"):
-            got[k] += r[k]
-    assert got == Counter(attempts=attempts, answered=n["answered"], busy=n["busy"], no_answer=n["no_answer"],
-                          cancelled=n["cancelled"], rejected=n["rejected"], failed=n["failed"])
+            got[k] += r.get(k, 0)
+    assert +got == +Counter(attempts=attempts, answered=n["answered"], busy=n["busy"], no_answer=n["no_answer"],
+                            cancelled=n["cancelled"], rejected=n["rejected"], failed=n["failed"])
+    assert got["attempts"] == 23 and got["answered"] == 6
     trunk = [r for r in report["stats"] if r["scope"] == "trunk" and r["key"] == "callers"]
-    assert sum(r["attempts"] for r in trunk) == attempts
+    assert sum(r.get("attempts", 0) for r in trunk) == attempts
 
     # The run takes ~6 s; it may straddle a minute. Each minute's ratios, by hand from the calls that
     # started in it, whose outcomes and codes the test above holds to the scenarios.
@@ -246,16 +248,20 @@ def test_kpis_of_the_run(report):
         d = len(mine)  # D = S = attempts: no call is incomplete, none redirected
         count = Counter(c.outcome for c in mine)
         codes = Counter(c.final_status for c in mine)
-        assert r["attempts"] == d and r["cps"] == pytest.approx(d / 60, abs=0.01)
-        assert r["asr"] == pytest.approx(100 * count["answered"] / d, abs=0.01)
-        assert r["ner"] == pytest.approx(100 * (count["answered"] + count["busy"] + count["no_answer"]) / d,
-                                         abs=0.01)
-        assert r["ser"] == pytest.approx(100 * count["answered"] / d, abs=0.01)
-        assert r["seer"] == pytest.approx(100 * (count["answered"] + codes[486] + codes[480]) / d, abs=0.01)
-        assert r["isa"] == pytest.approx(100 * codes[500] / d, abs=0.01)
+        assert r.get("attempts", 0) == d
+        if not d:  # a minute with only the last BYEs of calls started in the one before
+            assert r.get("asr") is None
+            continue
+        assert r["cps"] == pytest.approx(d / 60, abs=0.01)
+        assert r.get("asr", 0.0) == pytest.approx(100 * count["answered"] / d, abs=0.01)
+        assert r.get("ner", 0.0) == pytest.approx(100 * (count["answered"] + count["busy"] + count["no_answer"]) / d,
+                                                  abs=0.01)
+        assert r.get("ser", 0.0) == pytest.approx(100 * count["answered"] / d, abs=0.01)
+        assert r.get("seer", 0.0) == pytest.approx(100 * (count["answered"] + codes[486] + codes[480]) / d, abs=0.01)
+        assert r.get("isa", 0.0) == pytest.approx(100 * codes[500] / d, abs=0.01)
         if count["answered"]:
             assert 1.0 <= r["acd_s"] < 1.6
             assert r["concurrent_max"] >= 1
-    if len(rows) == 1:  # the usual case, in figures: 23 attempts, 6 answered
+    if len(rows) == 1:  # the usual case (the run did not straddle a minute), in figures
         assert (rows[0]["asr"], rows[0]["ner"], rows[0]["seer"], rows[0]["isa"]) == pytest.approx(
             (26.09, 69.57, 56.52, 8.70), abs=0.01)
