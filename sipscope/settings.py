@@ -374,6 +374,10 @@ class WorkerSettings(BaseModel):
     rewind_timeout_s: float = 10.0
     """How long a partition waits for the records of a hole in the offsets Faust delivered after seeking back
     to it (see ``streams/app.py``); then the hole is counted as lost (``offset_gap``) and processing goes on."""
+    stall_s: float = 10.0
+    """A partition that has records left to read, whose consumer has fetched past the last record the worker
+    got, and that delivered nothing for this long is sought back to that record (records Faust dropped at
+    the very end of a partition: no later record reveals that hole; see ``streams/app.py``)."""
     pack_records: bool = True
     """With ``fast_handoff``: the records of one fetch for one partition reach the agent as one Faust event
     (Faust's per-event cost paid once per fetch instead of once per record; ``streams/faust_fastpath.py``)."""

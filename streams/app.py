@@ -33,7 +33,10 @@ buffers it clears when the flow is suspended); when the new generation keeps the
 seek back, those records are never delivered. The runtime knows the next offset of every partition (the
 committed offset after an assignment, then each record it read), so it sees such a hole at the first record
 after it, seeks the partition back to the hole and skips what was already fetched beyond it until the
-hole's first record comes again (``offset_hole_rewind`` log, ``sipscope_worker_rewinds_total``). A hole that
+hole's first record comes again (``offset_hole_rewind`` log, ``sipscope_worker_rewinds_total``). A hole at
+the end of what the partition held has no record after it: the tick sees it instead, as a partition with
+records left that delivered nothing for ``worker.stall_s`` although its consumer fetched past them, and seeks
+back the same way (``offset_tail_rewind``). A hole that
 does not come back within ``worker.rewind_timeout_s`` (records deleted by retention meanwhile) is counted as
 lost (``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). The rest of the guarantee is below.
 """
@@ -136,6 +139,8 @@ class Runtime:
         self.t_rejected = topics.name(topics.REJECTED, settings)
         self.changelogs = {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}
         self.shards: dict[int, wk.Shard] | None = None
+        self.held: dict[int, wk.Shard] = {}
+        """Shards of the partitions held before a rebalance, until :meth:`_ready` keeps or drops them."""
         self.lock = asyncio.Lock()
         self.counts = {"messages": 0, "calls": 0, "interim": 0, "registrations": 0, "rejected": 0, "replayed": 0,
                        "rewinds": 0, "offset_gaps": 0}
@@ -144,10 +149,15 @@ class Runtime:
     # -- shards ---------------------------------------------------------------------------------------
 
     def _ready(self, events: list[Any] | None = None) -> dict[int, wk.Shard] | None:
-        """The shards, rebuilt from the tables after a rebalance. The tick waits for Faust's recovery;
-        delivered events never wait: Faust delivers them only from recovered partitions, and a batch taken
-        before a rebalance may still arrive while the next one has begun (its partitions are revoked only
-        after the batch is done)."""
+        """The shards, after a rebalance. The tick waits for Faust's recovery; delivered events never wait:
+        Faust delivers them only from recovered partitions, and a batch taken before a rebalance may still
+        arrive while the next one has begun (its partitions are revoked only after the batch is done).
+
+        A partition this process held before the rebalance keeps its shard when nobody committed past what
+        the shard processed: the shard is then the newest state there is (its last writes may not be in the
+        changelog yet, and Faust's recovery of a kept partition re-applies the changelog records written
+        since the previous recovery over the table, older values included). Any other partition is
+        rebuilt from the tables."""
         if self.shards is not None:
             return self.shards
         app = self.app
@@ -155,35 +165,48 @@ class Runtime:
             return None
         mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == self.source}
         mine |= {ev.message.partition for ev in events or ()}
-        shards = {p: wk.Shard(p, self.s.correlation, done_keep_s=self.w.done_keep_s) for p in sorted(mine)}
+        committed = app.consumer._committed_offset  # next offset to read, per partition (Faust's seek on assignment)
+        held, self.held = self.held, {}
+        shards: dict[int, wk.Shard] = {}
+        kept: list[int] = []
+        for p in sorted(mine):
+            c = committed.get(faust.types.TP(self.source, p))
+            old = held.get(p)
+            if old is not None and old.position >= 0 and (not c or c <= old.position + 1):
+                shards[p] = old
+                kept.append(p)
+            else:
+                shards[p] = wk.Shard(p, self.s.correlation, done_keep_s=self.w.done_keep_s)
         t0 = time.perf_counter()
         foreign = 0
-        for name, table in self.tables.items():
-            for key, value in list(table.data.items()):
-                if value is None:
-                    continue
-                entry = wk.decode_entry(name, value)
-                shard = shards.get(entry.p)
-                if shard is None:
-                    foreign += 1
-                    continue
-                shard.load(name, key, entry)
-        committed = app.consumer._committed_offset  # next offset to read, per partition (Faust's seek on assignment)
-        for p, shard in shards.items():
+        fresh = {p: shard for p, shard in shards.items() if p not in kept}
+        if fresh:
+            for name, table in self.tables.items():
+                for key, value in list(table.data.items()):
+                    if value is None:
+                        continue
+                    entry = wk.decode_entry(name, value)
+                    shard = fresh.get(entry.p)
+                    if shard is None:
+                        foreign += 1
+                        continue
+                    shard.load(name, key, entry)
+        for p, shard in fresh.items():
             shard.loaded()
             c = committed.get(faust.types.TP(self.source, p))
             if c:
                 shard.position = c - 1  # a hole right at the start is then seen too
         self.shards = shards
-        log.info("partitions_loaded", partitions=sorted(mine), seconds=round(time.perf_counter() - t0, 3),
-                 open=sum(s.stats["loaded_open"] for s in shards.values()),
-                 finished_markers=sum(s.stats["loaded_done"] for s in shards.values()), other_partitions=foreign)
+        log.info("partitions_loaded", partitions=sorted(mine), kept=kept, seconds=round(time.perf_counter() - t0, 3),
+                 open=sum(s.stats["loaded_open"] for s in fresh.values()),
+                 finished_markers=sum(s.stats["loaded_done"] for s in fresh.values()), other_partitions=foreign)
         return shards
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
             if self.shards is not None:
                 log.info("partitions_revoked", partitions=sorted(self.shards))
+                self.held = self.shards
             self.shards = None
 
     # -- processing -----------------------------------------------------------------------------------
@@ -263,6 +286,31 @@ class Runtime:
                   hint="records between were not delivered again after a seek back; their effect is lost")
         return True
 
+    async def _stalled(self, shard: wk.Shard, hw: int, wall: float) -> None:
+        """Nothing delivered for ``worker.stall_s`` though records are left to read. When the consumer has
+        fetched past them, Faust dropped them (see "Known limit" above) at the end of what the partition held
+        then: no later record shows that hole to :meth:`process`, so seek back to it here. A consumer that has
+        not fetched them yet (paused, slow) is left alone."""
+        expected = shard.position + 1
+        if shard.position < 0 or (shard.rewind is not None and wall < shard.rewind[1]):
+            return
+        tp = faust.types.TP(self.source, shard.partition)
+        consumer = self.app.consumer
+        try:
+            fetched = await consumer.position(tp)
+        except Exception:  # noqa: BLE001 - not assigned any more
+            return
+        if fetched is None or fetched <= expected:
+            return
+        shard.rewind = (expected, wall + self.w.rewind_timeout_s)
+        REWINDS.labels(str(shard.partition)).inc()
+        self.counts["rewinds"] += 1
+        log.warning("offset_tail_rewind", partition=shard.partition, expected=expected, fetched_to=fetched,
+                    highwater=hw)
+        if hasattr(consumer, "forget_gaps"):
+            consumer.forget_gaps(tp, expected)
+        await consumer.seek(tp, expected)
+
     def _new_shard(self, partition: int) -> wk.Shard:
         log.warning("unexpected_partition", partition=partition)
         return wk.Shard(partition, self.s.correlation, done_keep_s=self.w.done_keep_s)
@@ -278,6 +326,8 @@ class Runtime:
             outputs: list[Any] = []
             for p, shard in shards.items():
                 hw = self._highwater(p)
+                if hw is not None and shard.position + 1 < hw and now - shard.last_message_wall >= self.w.stall_s:
+                    await self._stalled(shard, hw, now)
                 if now - shard.last_message_wall >= self.w.idle_s and target > shard.watermark \
                         and await self._caught_up(p, shard, hw):
                     outputs.extend(shard.advance(target))

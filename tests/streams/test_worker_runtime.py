@@ -168,6 +168,33 @@ def test_shards_are_rebuilt_from_the_tables_after_a_rebalance():
     run(go())
 
 
+def test_a_partition_kept_through_a_rebalance_keeps_its_shard_unless_others_committed_past_it():
+    """Faust's recovery of a partition kept through a rebalance re-applies the changelog records written
+    since the previous recovery: the table may then hold an older state than the shard. The shard stays
+    unless the committed offset shows that another worker processed the partition further meanwhile."""
+    async def go():
+        rt, _prod = runtime(partitions=(0, 1))
+        leg0, leg1 = Leg("k0@rt"), Leg("k1@rt")
+        inv0, inv1 = leg0.invite(1000.0), leg1.invite(1000.0)
+        await rt.process(events([records.encode(inv0)], partition=0))
+        await rt.process(events([records.encode(inv1)], partition=1))
+        older = {name: dict(t.data) for name, t in rt.tables.items()}   # both calls after their INVITE
+        await rt.process(events([records.encode(leg0.response(1000.2, 180))], partition=0, start=1))
+        await rt.process(events([records.encode(leg1.response(1000.2, 180))], partition=1, start=1))
+        newer = {p: rt.shards[p].corr.calls.export_call(c) for p, c in ((0, "k0@rt"), (1, "k1@rt"))}
+        await rt.on_revoked(None, {TP(SRC, 0), TP(SRC, 1)})
+        for name, t in rt.tables.items():
+            t.data.update(older[name])                       # the recovery put the older states back
+        rt.app.consumer._committed_offset[TP(SRC, 0)] = 2    # partition 0: nothing beyond what we did
+        rt.app.consumer._committed_offset[TP(SRC, 1)] = 5    # partition 1: another worker went on to 5
+        await rt.tick()
+        assert rt.shards[0].corr.calls.export_call("k0@rt") == newer[0], "kept: the shard is the newest state"
+        assert rt.shards[0].position == 1
+        assert rt.shards[1].corr.calls.export_call("k1@rt") != newer[1], "rebuilt from the table"
+        assert rt.shards[1].position == 4
+    run(go())
+
+
 @pytest.mark.parametrize("want", [True, False])
 def test_event_loop_policy(want):
     got = appmod._event_loop_policy(want)
@@ -227,6 +254,45 @@ def test_a_hole_that_never_comes_back_is_counted_as_lost_and_processing_goes_on(
         await rt.process(events(enc[3:], start=3))   # still not back and the wait is over: lost, go on
         assert rt.counts["offset_gaps"] == 2 and rt.shards[0].position == len(enc) - 1
         assert rt.shards[0].rewind is None
+
+    run(go())
+
+
+def test_a_hole_at_the_end_of_a_partition_is_refetched_by_the_tick():
+    """Records dropped at the very end of what a partition holds: no later record shows the hole. The tick
+    sees records left to read, none delivered for ``stall_s`` and the consumer's fetch position past them."""
+    async def go():
+        rt, prod = runtime()
+        msgs = answered_call(Leg("t@rt"), 5000.0)
+        enc = [records.encode(m) for m in msgs]
+        consumer = rt.app.consumer
+        consumer.highwater = lambda tp: len(enc)
+        fetched = {"to": 2}
+
+        async def position(tp):
+            return fetched["to"]
+
+        consumer.position = position
+        await rt.process(events(enc[:2]))                    # offsets 0, 1; the rest was dropped
+        await rt.tick()
+        assert consumer.seeks == [], "not stalled yet"
+        rt.shards[0].last_message_wall -= rt.w.stall_s + 1
+        await rt.tick()
+        assert consumer.seeks == [], "the consumer has not fetched the rest yet (slow or paused): wait"
+        fetched["to"] = len(enc)                              # fetched, and nothing came: dropped
+        await rt.tick()
+        assert consumer.seeks == [(TP(SRC, 0), 2)] and consumer.forgotten == [(TP(SRC, 0), 2)]
+        assert rt.counts["rewinds"] == 1
+        await rt.tick()
+        assert consumer.seeks == [(TP(SRC, 0), 2)], "one seek per rewind_timeout_s"
+        await rt.process(events(enc[2:], start=2))           # the refetch
+        assert rt.shards[0].rewind is None and rt.shards[0].position == len(enc) - 1
+        rt.shards[0].last_message_wall -= rt.w.stall_s + 1
+        await rt.tick()                                        # caught up and idle: the call closes
+        assert consumer.seeks == [(TP(SRC, 0), 2)], "caught up: no more seeks"
+        summary = records.decode(next(v for t, _, v, _, _ in prod.sent if t == "p-sip.calls"), CallSummary)
+        assert (summary.outcome, summary.messages, summary.retransmissions) == ("answered", len(enc), 0)
+        assert summary.end_reason == "bye", "the BYE and its 200, dropped at the end, were refetched"
 
     run(go())
 

@@ -105,7 +105,7 @@ class Worker:
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
             got = self.events("partitions_loaded")
             if got:
-                return got[-1]
+                return got[0]  # a later rebalance of this run may keep the shards: nothing loaded then
             time.sleep(0.1)
         raise AssertionError("the worker did not load its partitions:\n" + self.log.read_text()[-3000:])
 
@@ -136,6 +136,8 @@ class Topic:
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
                            "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0})
         self.c.subscribe([topic])
+        self.copies: dict[str, list] = {}
+        """Every final summary read, per record id, in topic order (for failure reports)."""
 
     def poll(self, seconds: float) -> list[bytes]:
         out: list[bytes] = []
@@ -173,15 +175,25 @@ def read_finals(reader: Topic, want: int, timeout: float, finals: Counter, seen:
             if rec.final:
                 finals[rec.id] += 1
                 seen.setdefault(rec.id, rec)
+                reader.copies.setdefault(rec.id, []).append(rec)
 
 
 def settings_for(names) -> Settings:
     return Settings(kafka=KafkaSettings(topic_prefix=names.prefix))
 
 
-def check_against_offline(got: dict[str, CallSummary], expected: dict[str, CallSummary]) -> None:
+def differences(c: CallSummary, e: CallSummary) -> dict[str, tuple]:
+    """Fields where ``c`` differs from ``e``: name -> (got, expected)."""
+    return {f: (getattr(c, f), getattr(e, f)) for f in c.__struct_fields__ if getattr(c, f) != getattr(e, f)}
+
+
+def check_against_offline(got: dict[str, CallSummary], expected: dict[str, CallSummary],
+                          copies: dict[str, list] | None = None) -> None:
+    """``got``: the first final summary read per call; ``copies``: every one read per record id, reported
+    when a call differs."""
     assert len(got) == len(expected), "one final summary per call leg"
     assert {c.call_id for c in got.values()} == set(expected)
+    wrong = {}
     for c in got.values():
         e = expected[c.call_id]
         assert c.id == e.id
@@ -189,7 +201,10 @@ def check_against_offline(got: dict[str, CallSummary], expected: dict[str, CallS
         # Call-ID as correlation id only when both legs are in one shard (see streams/legs.py)
         if e.correlation_id != e.call_id:
             assert c.correlation_id == e.correlation_id
-        assert msgspec.structs.replace(c, correlation_id=None) == msgspec.structs.replace(e, correlation_id=None)
+        diff = differences(msgspec.structs.replace(c, correlation_id=None), msgspec.structs.replace(e, correlation_id=None))
+        if diff:
+            wrong[c.call_id] = [diff] + [differences(x, e) for x in (copies or {}).get(c.id, [])[1:]]
+    assert not wrong, f"calls that differ from the offline engine (first copy, then later copies): {wrong}"
 
 
 def test_replayed_capture_yields_one_final_summary_per_call(stack, names, capture, tmp_path):
@@ -218,7 +233,7 @@ def test_replayed_capture_yields_one_final_summary_per_call(stack, names, captur
         reader.close()
     print(f"\n{len(capture)} messages -> {len(finals)} calls in {elapsed:.1f} s (worker start included)")
     assert sum(finals.values()) == len(finals) == 200, "exactly one final summary per call, none repeated"
-    check_against_offline({c.call_id: c for c in got.values()}, expected)
+    check_against_offline({c.call_id: c for c in got.values()}, expected, reader.copies)
     assert w.events("partitions_loaded")[0]["partitions"] == list(range(s.kafka.partitions))
 
 
@@ -277,7 +292,7 @@ def test_killed_and_restarted_worker_yields_every_call_once_by_id(stack, names, 
     assert all(r["open"] > 0 for r in restarts), "a restarted worker resumes the calls the killed one held"
     assert len(finals) == len(expected), "every call present, exactly once by id"
     assert raw - len(finals) <= 100, "repeats only for calls of the crash window (commit interval)"
-    check_against_offline({c.call_id: c for c in got.values()}, expected)
+    check_against_offline({c.call_id: c for c in got.values()}, expected, reader.copies)
 
 
 def test_bad_records_go_to_rejected_and_the_rest_is_processed(stack, names, capture, tmp_path):
@@ -315,7 +330,7 @@ def test_bad_records_go_to_rejected_and_the_rest_is_processed(stack, names, capt
     import base64
     assert {base64.b64decode(r.raw_b64) for r in rejects} == set(bad)
     assert all(r.detail for r in rejects)
-    check_against_offline({c.call_id: c for c in got.values()}, expected)
+    check_against_offline({c.call_id: c for c in got.values()}, expected, calls.copies)
 
 
 def alert_set(alerts: dict) -> set[tuple[str, str, str]]:
