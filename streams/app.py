@@ -148,7 +148,7 @@ class Runtime:
 
     # -- shards ---------------------------------------------------------------------------------------
 
-    def _ready(self, events: list[Any] | None = None) -> dict[int, wk.Shard] | None:
+    async def _ready(self, events: list[Any] | None = None) -> dict[int, wk.Shard] | None:
         """The shards, after a rebalance. The tick waits for Faust's recovery; delivered events never wait:
         Faust delivers them only from recovered partitions, and a batch taken before a rebalance may still
         arrive while the next one has begun (its partitions are revoked only after the batch is done).
@@ -172,7 +172,8 @@ class Runtime:
         for p in sorted(mine):
             c = committed.get(faust.types.TP(self.source, p))
             old = held.get(p)
-            if old is not None and old.position >= 0 and (not c or c <= old.position + 1):
+            if old is not None and old.anchored and (not c or c <= old.position + 1):
+                old.last_message_wall = time.time()  # the rebalance held its records back: not idle
                 shards[p] = old
                 kept.append(p)
             else:
@@ -193,14 +194,36 @@ class Runtime:
                     shard.load(name, key, entry)
         for p, shard in fresh.items():
             shard.loaded()
-            c = committed.get(faust.types.TP(self.source, p))
-            if c:
-                shard.position = c - 1  # a hole right at the start is then seen too
+        await self._anchor(fresh, committed)
         self.shards = shards
         log.info("partitions_loaded", partitions=sorted(mine), kept=kept, seconds=round(time.perf_counter() - t0, 3),
                  open=sum(s.stats["loaded_open"] for s in fresh.values()),
                  finished_markers=sum(s.stats["loaded_done"] for s in fresh.values()), other_partitions=foreign)
         return shards
+
+    async def _anchor(self, shards: dict[int, wk.Shard], committed: Any) -> None:
+        """Where each loaded shard starts reading: its committed offset, else (a partition this group never
+        committed) the partition's earliest offset, where the consumer starts then. Anchored, a shard sees
+        a hole even before its first record, or with no record after it."""
+        unknown = []
+        for p, shard in shards.items():
+            c = committed.get(faust.types.TP(self.source, p))
+            if c:
+                shard.position, shard.anchored = c - 1, True
+            else:
+                unknown.append(faust.types.TP(self.source, p))
+        if not unknown:
+            return
+        try:
+            earliest = await self.app.consumer.earliest_offsets(*unknown)
+        except Exception as exc:  # noqa: BLE001 - then holes are seen only between records read
+            log.warning("earliest_offsets_unknown", partitions=[tp.partition for tp in unknown], error=repr(exc))
+            return
+        for tp in unknown:
+            e = earliest.get(tp)
+            if e is not None:
+                shard = shards[tp.partition]
+                shard.position, shard.anchored = e - 1, True
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
@@ -214,7 +237,7 @@ class Runtime:
     async def process(self, events: list[Any]) -> None:
         """One batch of ``sip.messages`` events (acknowledged to Faust when this returns)."""
         async with self.lock:
-            shards = self._ready(events)
+            shards = await self._ready(events)
             assert shards is not None
             outputs: list[Any] = []
             rejects: list[Rejected] = []
@@ -230,7 +253,7 @@ class Runtime:
                     if shard is None:
                         shard = shards[m.partition] = self._new_shard(m.partition)
                     touched[m.partition] = shard
-                    if shard.position >= 0 and m.offset > shard.position + 1:
+                    if shard.anchored and m.offset > shard.position + 1:
                         if not await self._hole(shard, m.offset, wall):
                             skipped = True
                             continue  # refetching from the hole: this record comes again
@@ -292,7 +315,7 @@ class Runtime:
         then: no later record shows that hole to :meth:`process`, so seek back to it here. A consumer that has
         not fetched them yet (paused, slow) is left alone."""
         expected = shard.position + 1
-        if shard.position < 0 or (shard.rewind is not None and wall < shard.rewind[1]):
+        if not shard.anchored or (shard.rewind is not None and wall < shard.rewind[1]):
             return
         tp = faust.types.TP(self.source, shard.partition)
         consumer = self.app.consumer
@@ -318,7 +341,7 @@ class Runtime:
     async def tick(self) -> None:
         """Move idle partitions on by the wall clock; expire markers; metrics and progress."""
         async with self.lock:
-            shards = self._ready()
+            shards = await self._ready()
             if shards is None:
                 return
             now = time.time()
@@ -356,7 +379,7 @@ class Runtime:
             pos = await self.app.consumer.position(faust.types.TP(self.source, partition))
         except Exception:  # noqa: BLE001 - not assigned any more, or not fetched yet
             return False
-        return pos is not None and pos >= hw and (shard.position < 0 or shard.position + 1 >= hw)
+        return pos is not None and pos >= hw and (not shard.anchored or shard.position + 1 >= hw)
 
     def _highwater(self, partition: int) -> int | None:
         try:

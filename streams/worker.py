@@ -175,7 +175,10 @@ class Shard:
         self._calls = _Book(CALLS, CallEntry)
         self._regs = _Book(REGISTRATIONS, RegEntry)
         self.position = -1
-        """Offset of the last record read (-1: none yet and no committed offset known)."""
+        """Offset of the last record read; before any, the offset before the first one to read."""
+        self.anchored = False
+        """``position`` is known: set from the committed or the earliest offset at assignment, or a record was
+        read. Only then can a hole in the delivered offsets be seen."""
         self.rewind: tuple[int, float] | None = None
         """``(offset, give-up wall time)`` while the consumer was sought back to refetch a hole."""
         self.last_message_wall = clock()
@@ -218,6 +221,7 @@ class Shard:
     def note(self, offset: int, wall: float | None = None) -> None:
         """A record at ``offset`` was read (also one rejected before :meth:`feed`)."""
         self.position = offset
+        self.anchored = True
         self.last_message_wall = self.clock() if wall is None else wall
 
     def feed(self, offset: int, msg: SipMessage) -> list[Output]:

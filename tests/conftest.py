@@ -105,6 +105,9 @@ class Names:
 def names(request, stack: Stack):
     n = Names(prefix=f"t{uuid.uuid4().hex[:10]}-")
     yield n
+    if os.environ.get("SIPSCOPE_TEST_KEEP_TOPICS"):  # debugging a failure: keep the topics and indices
+        print(f"\nkept topics and indices of prefix {n.prefix}")
+        return
     _cleanup(stack, n.prefix)
 
 

@@ -54,8 +54,12 @@ def runtime(partitions=(0,)) -> tuple[appmod.Runtime, FakeProducer]:
 
     forgotten: list[tuple[TP, int]] = []
 
+    async def earliest_offsets(*tps):
+        return {tp: 0 for tp in tps}
+
     consumer = SimpleNamespace(assignment=lambda: {TP(SRC, p) for p in partitions}, highwater=lambda tp: 1,
                                position=position, seek=seek, seeks=seeks, _committed_offset={},
+                               earliest_offsets=earliest_offsets,
                                forget_gaps=lambda tp, o: forgotten.append((tp, o)), forgotten=forgotten)
     app = SimpleNamespace(rebalancing=False, producer=producer, consumer=consumer,
                           tables=SimpleNamespace(recovery=SimpleNamespace(completed=asyncio.Event())))
@@ -307,6 +311,47 @@ def test_the_committed_offset_at_assignment_makes_a_hole_at_the_start_visible():
         assert rt.shards[0].position == 9
 
     run(go())
+
+
+def test_a_partition_never_committed_starts_at_its_earliest_offset_and_a_hole_there_is_seen():
+    """No committed offset (the group never committed it: a worker killed within its first commit interval):
+    the consumer starts at the earliest offset, and so does the shard's count. Records Faust then drops
+    before the first one it delivers are a hole like any other; and dropped at the end of what the partition
+    held, they keep the partition from looking idle (its open calls are not closed by the wall clock)."""
+    async def go():
+        rt, prod = runtime()
+        early = {TP(SRC, 0): 3}
+
+        async def earliest_offsets(*tps):
+            return {tp: early[tp] for tp in tps}
+
+        rt.app.consumer.earliest_offsets = earliest_offsets
+        msgs = answered_call(Leg("e@rt"), 5000.0)
+        enc = [records.encode(m) for m in msgs]
+        await rt.process(events(enc[2:], start=5))                # 3 and 4 (INVITE, 100) were dropped
+        assert rt.app.consumer.seeks == [(TP(SRC, 0), 3)] and rt.shards[0].position == 2
+        await rt.process(events(enc, start=3))                    # the refetch
+        assert rt.shards[0].rewind is None and rt.shards[0].position == 3 + len(enc) - 1
+
+        rt2, prod2 = runtime()
+        rt2.app.consumer.earliest_offsets = earliest_offsets
+        await rt2.tick()                                          # loaded, nothing read yet
+        rt2.app.consumer.highwater = lambda tp: 3 + len(enc)      # all fetched and dropped
+
+        async def position(tp):
+            return 3 + len(enc)
+
+        rt2.app.consumer.position = position
+        rt2.shards[0].last_message_wall -= max(rt2.w.idle_s, rt2.w.stall_s) + 1
+        await rt2.tick()
+        assert rt2.app.consumer.seeks == [(TP(SRC, 0), 3)], "refetched from the earliest offset"
+        return rt
+
+    rt = run(go())
+    whole = wk.Shard(0, rt.s.correlation)
+    for i, m in enumerate(answered_call(Leg("e@rt"), 5000.0)):
+        whole.feed(3 + i, m)
+    assert rt.shards[0].corr.calls.export_call("e@rt") == whole.corr.calls.export_call("e@rt")
 
 
 def test_packed_fetch_groups_are_processed_record_by_record_and_a_hole_before_one_is_refetched():

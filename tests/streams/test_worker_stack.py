@@ -295,6 +295,62 @@ def test_killed_and_restarted_worker_yields_every_call_once_by_id(stack, names, 
     check_against_offline({c.call_id: c for c in got.values()}, expected, reader.copies)
 
 
+def test_a_worker_joining_and_leaving_mid_stream_changes_no_call(stack, names, capture, tmp_path):
+    """Scale out and back in while the capture arrives as a live feed (it never pauses: the capture's
+    timestamps are old, so a pause longer than ``idle_s`` would rightly close its open calls): a second worker
+    joins the group (partitions move to it, the first keeps the rest through the rebalance) and leaves again
+    (its partitions return to the first, which another worker processed meanwhile). Every call once by id,
+    each the same as the offline engine makes it."""
+    import threading
+
+    s = settings_for(names)
+    expected = offline(capture)
+    topics.ensure(stack.bootstrap, [topics.name(t, s) for t in topics.ALL], s.kafka.partitions)
+    src = topics.name(topics.MESSAGES, s)
+    p = producer(stack.bootstrap)
+    a = Worker(names.prefix, f"{names.prefix}app", tmp_path / "a.log")
+    b = Worker(names.prefix, f"{names.prefix}app", tmp_path / "b.log")
+    reader = Topic(stack.bootstrap, topics.name(topics.CALLS, s))
+    finals: Counter = Counter()
+    got: dict[str, CallSummary] = {}
+    chunks = [capture[i:i + 10] for i in range(0, len(capture), 10)]  # the feed lasts 15-20 s
+    leave: threading.Thread | None = None
+    b_loaded_at = None
+    try:
+        a.start()
+        a.wait_loaded()
+        for i, chunk in enumerate(chunks):
+            publish(p, src, chunk)
+            if i == 3:
+                b.start()  # joins while the feed goes on
+            if b_loaded_at is None and i > 3 and b.events("partitions_loaded"):
+                b_loaded_at = i
+            if leave is None and b_loaded_at is not None and i >= b_loaded_at + 8:
+                leave = threading.Thread(target=b.stop)  # leaves the group; the feed goes on meanwhile
+                leave.start()
+            time.sleep(0.1)
+        assert leave is not None, f"b joined too late to leave during the feed:\n{b.log.read_text()[-2000:]}"
+        leave.join(60)
+        read_finals(reader, len(expected), 60, finals, got)
+        read_finals(reader, len(expected) + 1, 3, finals, got)
+        loaded_a = a.events("partitions_loaded")
+        loaded_b = b.events("partitions_loaded")
+        gaps = a.events("offset_gap") + b.events("offset_gap")
+    finally:
+        a.stop()
+        b.stop()
+        reader.close()
+    print(f"\nworker a loaded {[(e['partitions'], e['kept']) for e in loaded_a]}; b {[e['partitions'] for e in loaded_b]} "
+          f"(joined at chunk {b_loaded_at} of {len(chunks)}); {len(finals)} distinct final summaries, "
+          f"{sum(finals.values())} on the topic")
+    assert not gaps, f"records lost: {gaps}"
+    assert loaded_b and 0 < len(loaded_b[0]["partitions"]) < s.kafka.partitions, "b took some partitions"
+    assert any(e["kept"] for e in loaded_a[1:]), "a kept partitions through a rebalance"
+    assert loaded_a[-1]["partitions"] == list(range(s.kafka.partitions)), "a has them all again"
+    assert len(finals) == len(expected), "every call present, exactly once by id"
+    check_against_offline({c.call_id: c for c in got.values()}, expected, reader.copies)
+
+
 def test_bad_records_go_to_rejected_and_the_rest_is_processed(stack, names, capture, tmp_path):
     s = settings_for(names)
     topics.ensure(stack.bootstrap, [topics.name(t, s) for t in topics.ALL], s.kafka.partitions)
