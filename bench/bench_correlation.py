@@ -4,7 +4,10 @@ Each capture is parsed once with the capture code; then only the engine is timed
 so it is CPU time of this one process = one core), ``--repeat`` times, best and median reported. The
 project's goal is >= 20,000 messages/s per core.
 
-    .venv/bin/python bench/bench_correlation.py [--repeat 7] [--json] [--peers] [CAPTURE ...]
+    .venv/bin/python bench/bench_correlation.py [--repeat 7] [--json] [--peers] [--gc-compare] [CAPTURE ...]
+
+The garbage collector runs with the thresholds the ``sipscope`` commands set (setting ``gc_young_threshold``);
+``--gc-compare`` also times the engine with Python's default thresholds, side by side.
 
 ``--peers`` also times the whole job (read the capture, parse SIP, group the messages into calls) side by side
 with sngrep, the dialog viewer carriers use for the same question, run in batch mode
@@ -97,13 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--peers", action="store_true", help="also read+parse+correlate beside sngrep")
+    ap.add_argument("--gc-compare", action="store_true", help="also time the engine with Python's default GC")
     args = ap.parse_args(argv)
     paths = [Path(p) for p in args.captures] or [PCAPS / name for name in DEFAULT]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"bench_correlation: missing capture(s): {', '.join(missing)}", file=sys.stderr)
         return 2
+    from sipscope.cli import tune_gc
+
+    default_gc = gc.get_threshold()
+    young = Settings().gc_young_threshold
+    baseline = []
+    if args.gc_compare:
+        baseline = [bench(p, args.repeat) for p in paths]
+    tune_gc(young)
     results = [bench(p, args.repeat) for p in paths]
+    if baseline and not args.json:
+        print(f"engine with Python's default GC thresholds {default_gc} vs the commands' {gc.get_threshold()}:")
+        for b, r in zip(baseline, results):
+            print(f"  {r['capture']}: median {b['msgs_per_s_median']:,} -> {r['msgs_per_s_median']:,} msg/s "
+                  f"({r['msgs_per_s_median'] / b['msgs_per_s_median']:.2f}x)")
     if args.json:
         print(json.dumps({"goal_msgs_per_s": GOAL, "python": sys.version.split()[0], "results": results}, indent=2))
     else:

@@ -459,6 +459,11 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     """Port of the Prometheus metrics endpoint of long-running commands (0 = off; bound to loopback)."""
     metrics_host: str = "127.0.0.1"
+    gc_young_threshold: int = 10_000
+    """Allocations between two young-generation collections of Python's garbage collector in the ``sipscope``
+    commands (Python's default: 700). The stages keep many long-lived objects (open calls, their messages,
+    buffers) that every older-generation collection traverses again; collecting less often saves about a
+    fifth of the correlation engine's CPU (docs/benchmarks.md) for a few MB. 0 keeps Python's default."""
     log_level: str = "INFO"
     log_json: bool = True
     """Structured JSON logs on stderr (set false for human-readable console logs)."""
