@@ -29,16 +29,16 @@ Delivery: at least once on the topics; exactly once counted by record ``id`` (se
 
 Known limit of faust-streaming 0.15.3, and what the worker does about it: during a rebalance Faust discards
 records fetched in the previous consumer generation (its generation check in the stream iterator, and the
-buffers it clears when the flow is suspended); when the new generation keeps the partition and does not
-seek back, those records are never delivered. The runtime knows the next offset of every partition (the
-committed offset after an assignment, then each record it read), so it sees such a hole at the first record
-after it, seeks the partition back to the hole and skips what was already fetched beyond it until the
-hole's first record comes again (``offset_hole_rewind`` log, ``sipscope_worker_rewinds_total``). A hole at
-the end of what the partition held has no record after it: the tick sees it instead, as a partition with
-records left that delivered nothing for ``worker.stall_s`` although its consumer fetched past them, and seeks
-back the same way (``offset_tail_rewind``). A hole that
-does not come back within ``worker.rewind_timeout_s`` (records deleted by retention meanwhile) is counted as
-lost (``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). The rest of the guarantee is below.
+buffers it clears when the flow is suspended); when the new generation keeps the partition and does not seek
+back, those records are never delivered. The runtime knows the next offset of every partition (the committed
+offset after an assignment, or the earliest one for a partition the group never committed, then each record it
+read), so it sees such a hole at the first record after it, seeks the partition back to the hole and skips
+what was already fetched beyond it until the hole's first record comes again (``offset_hole_rewind`` log,
+``sipscope_worker_rewinds_total``). A hole at the end of what the partition held has no record after it: the
+tick sees it instead, as a partition with records left that delivered nothing for ``worker.stall_s`` although
+its consumer fetched past them, and seeks back the same way (``offset_tail_rewind``). A hole that does not
+come back within ``worker.rewind_timeout_s`` (records deleted by retention meanwhile) is counted as lost
+(``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). The rest of the guarantee is below.
 """
 
 from __future__ import annotations
