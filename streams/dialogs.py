@@ -198,6 +198,11 @@ class CallTracker:
         call = self._calls.get(call_id)
         return None if call is None else call.to_state()
 
+    def live_call(self, call_id: str) -> CallState | None:
+        """The state object of one open leg (None when closed or unknown): what :meth:`export_call` returns as a
+        dict, without building the dict (the worker encodes it straight into its table entry)."""
+        return self._calls.get(call_id)
+
     def import_call(self, state: dict[str, Any] | CallState) -> None:
         """Put back one leg (worker restart). Its timer is rebuilt from its state."""
         call = state if isinstance(state, CallState) else CallState.from_state(state)

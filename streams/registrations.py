@@ -189,6 +189,10 @@ class RegistrationTracker:
         reg = self._regs.get(call_id)
         return None if reg is None else reg.to_state()
 
+    def live_chain(self, call_id: str) -> RegState | None:
+        """The state object of one open chain (see :meth:`streams.dialogs.CallTracker.live_call`)."""
+        return self._regs.get(call_id)
+
     def import_chain(self, state: dict[str, Any] | RegState) -> None:
         reg = state if isinstance(state, RegState) else RegState.from_state(state)
         self._regs[reg.call_id] = reg

@@ -249,19 +249,19 @@ class Shard:
         """Table writes since the last call (see :class:`Writes`), and markers that expired."""
         w = Writes()
         now = self.clock()
-        self._collect(self._calls, self.corr.calls.take_changes(), self.corr.calls.export_call,
+        self._collect(self._calls, self.corr.calls.take_changes(), self.corr.calls.live_call,
                       self._closed_call, w, now)
-        self._collect(self._regs, self.corr.registrations.take_changes(), self.corr.registrations.export_chain,
+        self._collect(self._regs, self.corr.registrations.take_changes(), self.corr.registrations.live_chain,
                       self._closed_reg, w, now)
         return w
 
-    def _collect(self, book: _Book, changed: set[str], export: Callable[[str], dict[str, Any] | None],
+    def _collect(self, book: _Book, changed: set[str], live: Callable[[str], Any],
                  closed: Callable[[str], tuple[float, int | None]], w: Writes, now: float) -> None:
         p = self.partition
         batch, offsets, done = book.batch, book.offsets, book.done
         for cid in changed:
             o = batch.get(cid)
-            state = export(cid)
+            state = live(cid)  # the live struct, encoded at once below
             if state is not None:
                 if o is None:
                     o = offsets.get(cid)
