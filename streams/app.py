@@ -290,15 +290,7 @@ class Runtime:
         is it counted as lost and processing goes on (True)."""
         expected = shard.position + 1
         if shard.rewind is None:
-            shard.rewind = (expected, wall + self.w.rewind_timeout_s)
-            REWINDS.labels(str(shard.partition)).inc()
-            self.counts["rewinds"] += 1
-            log.warning("offset_hole_rewind", partition=shard.partition, expected=expected, got=offset)
-            tp = faust.types.TP(self.source, shard.partition)
-            consumer = self.app.consumer
-            if hasattr(consumer, "forget_gaps"):
-                consumer.forget_gaps(tp, expected)  # packed records' gaps above the hole: not done yet
-            await consumer.seek(tp, expected)
+            await self._seek_back(shard, wall, "offset_hole_rewind", got=offset)
             return False
         if wall < shard.rewind[1]:
             return False
@@ -314,24 +306,28 @@ class Runtime:
         fetched past them, Faust dropped them (see "Known limit" above) at the end of what the partition held
         then: no later record shows that hole to :meth:`process`, so seek back to it here. A consumer that has
         not fetched them yet (paused, slow) is left alone."""
-        expected = shard.position + 1
         if not shard.anchored or (shard.rewind is not None and wall < shard.rewind[1]):
             return
-        tp = faust.types.TP(self.source, shard.partition)
-        consumer = self.app.consumer
         try:
-            fetched = await consumer.position(tp)
+            fetched = await self.app.consumer.position(faust.types.TP(self.source, shard.partition))
         except Exception:  # noqa: BLE001 - not assigned any more
             return
-        if fetched is None or fetched <= expected:
+        if fetched is None or fetched <= shard.position + 1:
             return
+        await self._seek_back(shard, wall, "offset_tail_rewind", fetched_to=fetched, highwater=hw)
+
+    async def _seek_back(self, shard: wk.Shard, wall: float, event: str, **fields: Any) -> None:
+        """Seek the partition back to the record after the last one read, to refetch a hole (``event``: the
+        log line); :meth:`process` skips what arrives until that record comes, for ``rewind_timeout_s``."""
+        expected = shard.position + 1
         shard.rewind = (expected, wall + self.w.rewind_timeout_s)
         REWINDS.labels(str(shard.partition)).inc()
         self.counts["rewinds"] += 1
-        log.warning("offset_tail_rewind", partition=shard.partition, expected=expected, fetched_to=fetched,
-                    highwater=hw)
+        log.warning(event, partition=shard.partition, expected=expected, **fields)
+        tp = faust.types.TP(self.source, shard.partition)
+        consumer = self.app.consumer
         if hasattr(consumer, "forget_gaps"):
-            consumer.forget_gaps(tp, expected)
+            consumer.forget_gaps(tp, expected)  # packed records' gaps above the hole: not done yet
         await consumer.seek(tp, expected)
 
     def _new_shard(self, partition: int) -> wk.Shard:
