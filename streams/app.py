@@ -125,6 +125,42 @@ def prepare_topics(settings: Settings, app_id: str | None = None, tables: tuple[
     return n
 
 
+async def _seek_back(app: faust.App, tp: Any, expected: int, event: str, **fields: Any) -> None:
+    """Seek ``tp`` back to ``expected`` to refetch records Faust dropped (see "Known limit" above); ``event``
+    names the log line."""
+    label = str(tp.partition) if tp.topic.endswith(topics.MESSAGES) else f"{tp.topic}:{tp.partition}"
+    REWINDS.labels(label).inc()
+    log.warning(event, topic=tp.topic, partition=tp.partition, expected=expected, **fields)
+    consumer = app.consumer
+    if hasattr(consumer, "forget_gaps"):
+        consumer.forget_gaps(tp, expected)  # packed records' gaps above the hole: not done yet
+    await consumer.seek(tp, expected)
+
+
+async def _start_offsets(app: faust.App, tps: list[Any]) -> dict[Any, int]:
+    """Next offset to read of each of ``tps`` after an assignment: the committed one, else the earliest
+    (where the consumer starts when the group never committed the partition); partitions whose earliest
+    offset cannot be had are left out (holes are then seen only between records read)."""
+    committed = app.consumer._committed_offset  # Faust's seek on assignment fills it
+    out: dict[Any, int] = {}
+    unknown = []
+    for tp in tps:
+        c = committed.get(tp)
+        if c:
+            out[tp] = c
+        else:
+            unknown.append(tp)
+    if unknown:
+        try:
+            earliest = await app.consumer.earliest_offsets(*unknown)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("earliest_offsets_unknown", partitions=[f"{tp.topic}:{tp.partition}" for tp in unknown],
+                        error=repr(exc))
+            return out
+        out.update((tp, e) for tp, e in earliest.items() if e is not None)
+    return out
+
+
 class Runtime:
     """State of one worker process: the shards of its partitions, and how batches and ticks reach them."""
 
@@ -194,36 +230,20 @@ class Runtime:
                     shard.load(name, key, entry)
         for p, shard in fresh.items():
             shard.loaded()
-        await self._anchor(fresh, committed)
+        await self._anchor(fresh)
         self.shards = shards
         log.info("partitions_loaded", partitions=sorted(mine), kept=kept, seconds=round(time.perf_counter() - t0, 3),
                  open=sum(s.stats["loaded_open"] for s in fresh.values()),
                  finished_markers=sum(s.stats["loaded_done"] for s in fresh.values()), other_partitions=foreign)
         return shards
 
-    async def _anchor(self, shards: dict[int, wk.Shard], committed: Any) -> None:
-        """Where each loaded shard starts reading: its committed offset, else (a partition this group never
-        committed) the partition's earliest offset, where the consumer starts then. Anchored, a shard sees
-        a hole even before its first record, or with no record after it."""
-        unknown = []
-        for p, shard in shards.items():
-            c = committed.get(faust.types.TP(self.source, p))
-            if c:
-                shard.position, shard.anchored = c - 1, True
-            else:
-                unknown.append(faust.types.TP(self.source, p))
-        if not unknown:
-            return
-        try:
-            earliest = await self.app.consumer.earliest_offsets(*unknown)
-        except Exception as exc:  # noqa: BLE001 - then holes are seen only between records read
-            log.warning("earliest_offsets_unknown", partitions=[tp.partition for tp in unknown], error=repr(exc))
-            return
-        for tp in unknown:
-            e = earliest.get(tp)
-            if e is not None:
-                shard = shards[tp.partition]
-                shard.position, shard.anchored = e - 1, True
+    async def _anchor(self, shards: dict[int, wk.Shard]) -> None:
+        """Where each loaded shard starts reading (:func:`_start_offsets`). Anchored, a shard sees a hole even
+        before its first record, or with no record after it."""
+        start = await _start_offsets(self.app, [faust.types.TP(self.source, p) for p in shards])
+        for tp, offset in start.items():
+            shard = shards[tp.partition]
+            shard.position, shard.anchored = offset - 1, True
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
@@ -321,14 +341,8 @@ class Runtime:
         log line); :meth:`process` skips what arrives until that record comes, for ``rewind_timeout_s``."""
         expected = shard.position + 1
         shard.rewind = (expected, wall + self.w.rewind_timeout_s)
-        REWINDS.labels(str(shard.partition)).inc()
         self.counts["rewinds"] += 1
-        log.warning(event, partition=shard.partition, expected=expected, **fields)
-        tp = faust.types.TP(self.source, shard.partition)
-        consumer = self.app.consumer
-        if hasattr(consumer, "forget_gaps"):
-            consumer.forget_gaps(tp, expected)  # packed records' gaps above the hole: not done yet
-        await consumer.seek(tp, expected)
+        await _seek_back(self.app, faust.types.TP(self.source, shard.partition), expected, event, **fields)
 
     def _new_shard(self, partition: int) -> wk.Shard:
         log.warning("unexpected_partition", partition=partition)
@@ -432,7 +446,10 @@ class AnalyticsRuntime:
     """``--role analytics``: one :class:`~streams.worker.Analytics` over every partition of sip.messages,
     sip.calls and sip.registrations -> sip.stats, sip.alerts. Input is acknowledged to Faust only once a
     snapshot covering it was written (its messages' refcount is held until then), so a restart resumes from
-    the snapshot without counting anything twice.
+    the snapshot without counting anything twice. Records Faust drops in a rebalance (see "Known limit"
+    above) are refetched as in :class:`Runtime`: each input partition's next offset is known (after the
+    snapshot's last record, else the committed or earliest one), a hole before a record or at the end of a
+    partition is sought back, and what arrives meanwhile is skipped and never acknowledged.
 
     Idle input: event time flows on at wall-clock speed from the last record's time (capped at
     ``now - clock_lag_s``), so the last minutes close ``kpi.lateness_s`` later and the call summaries that
@@ -453,6 +470,11 @@ class AnalyticsRuntime:
         self.t_rejected = topics.name(topics.REJECTED, settings)
         self.engine: wk.Analytics | None = None
         self.pending: list[Any] = []
+        self.read: dict[Any, int] = {}
+        """Offset of the last record read per input topic-partition (also records not applied: bad ones)."""
+        self.read_wall: dict[Any, float] = {}
+        self.rewinds: dict[Any, float] = {}
+        """Topic-partitions sought back to refetch a hole -> give-up wall time (``worker.rewind_timeout_s``)."""
         self.lock = asyncio.Lock()
         self.last_event_wall = time.time()
         self._flow: tuple[float, float] | None = None
@@ -460,7 +482,7 @@ class AnalyticsRuntime:
         self.counts = {"records": 0, "stats": 0, "alerts": 0, "rejected": 0, "replayed": 0, "snapshots": 0}
         self._next_progress = time.monotonic() + self.w.progress_s
 
-    def _ready(self, events: bool = False) -> wk.Analytics | None:
+    async def _ready(self, events: bool = False) -> wk.Analytics | None:
         if self.engine is not None:
             return self.engine
         app = self.app
@@ -475,9 +497,58 @@ class AnalyticsRuntime:
                           hint="run exactly one `sipscope worker --role analytics` per app id")
         t0 = time.perf_counter()
         self.engine = wk.Analytics.restore(self.s, self.table.data)
+        # where each input partition starts: after the snapshot's last record, else as the consumer starts
+        inputs = [tp for tp in assigned if tp.topic in self.kinds]
+        start = await _start_offsets(self.app, [tp for tp in inputs if f"{tp.topic}:{tp.partition}" not in
+                                                self.engine.offsets])
+        self.read = {tp: self.engine.offsets[f"{tp.topic}:{tp.partition}"] for tp in inputs
+                     if f"{tp.topic}:{tp.partition}" in self.engine.offsets}
+        self.read.update((tp, offset - 1) for tp, offset in start.items())
+        self.read_wall = dict.fromkeys(self.read, time.time())
+        self.rewinds = {}
         log.info("analytics_loaded", snapshot=self.engine.gen, seconds=round(time.perf_counter() - t0, 3),
                  watermark=self.engine.watermark)
         return self.engine
+
+    async def _admit(self, m: Any, wall: float) -> bool:
+        """Whether to apply record ``m``: False while its partition is sought back to refetch a hole in the
+        offsets Faust delivered (as :meth:`Runtime._hole` does; the analytics would otherwise never count the
+        dropped records: :meth:`streams.worker.Analytics.feed` skips offsets below the last one applied)."""
+        tp = m.tp
+        last = self.read.get(tp)
+        expected = None if last is None else last + 1
+        if expected is not None and m.offset > expected:
+            give_up = self.rewinds.get(tp)
+            if give_up is None:
+                self.rewinds[tp] = wall + self.w.rewind_timeout_s
+                await _seek_back(self.app, tp, expected, "offset_hole_rewind", got=m.offset)
+                return False
+            if wall < give_up:
+                return False
+            del self.rewinds[tp]
+            GAPS.labels(f"{tp.topic}:{tp.partition}").inc(m.offset - expected)
+            log.error("offset_gap", topic=tp.topic, partition=tp.partition, expected=expected, got=m.offset,
+                      hint="records between were not delivered again after a seek back; not counted")
+        elif m.offset == expected and self.rewinds.pop(tp, None) is not None:
+            log.info("offset_hole_refetched", topic=tp.topic, partition=tp.partition, offset=m.offset)
+        self.read[tp] = m.offset
+        self.read_wall[tp] = wall
+        return True
+
+    async def _stalled(self, now: float) -> None:
+        """A hole at the end of an input partition (see :meth:`Runtime._stalled`)."""
+        consumer = self.app.consumer
+        for tp, last in list(self.read.items()):
+            if now - self.read_wall.get(tp, now) < self.w.stall_s or now < self.rewinds.get(tp, 0.0):
+                continue
+            try:
+                hw = consumer.highwater(tp)
+                fetched = await consumer.position(tp)
+            except Exception:  # noqa: BLE001 - not assigned any more, or not fetched yet
+                continue
+            if hw is not None and last + 1 < hw and fetched is not None and fetched > last + 1:
+                self.rewinds[tp] = now + self.w.rewind_timeout_s
+                await _seek_back(self.app, tp, last + 1, "offset_tail_rewind", fetched_to=fetched, highwater=hw)
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
@@ -485,15 +556,19 @@ class AnalyticsRuntime:
 
     async def process(self, events: list[Any]) -> None:
         async with self.lock:
-            eng = self._ready(events=True)
+            eng = await self._ready(events=True)
             assert eng is not None
             outputs: list[Any] = []
             rejects: list[Rejected] = []
             n = 0
+            wall = time.time()
             for ev in events:
-                ev.message.incref()  # held until a snapshot covers it (see tick)
-                self.pending.append(ev)
+                ev.message.incref()  # held until a snapshot covers it (see tick), or for good when skipped
+                skipped = False
                 for m in records_of(ev):
+                    if not await self._admit(m, wall):
+                        skipped = True
+                        continue  # refetching from a hole: this record comes again
                     n += 1
                     kind = self.kinds[m.topic]
                     try:
@@ -511,6 +586,8 @@ class AnalyticsRuntime:
                         continue
                     if out:
                         outputs.extend(out)
+                if not skipped:
+                    self.pending.append(ev)
             self.counts["records"] += n
             self.last_event_wall = time.time()
             self._flow = None
@@ -519,10 +596,11 @@ class AnalyticsRuntime:
 
     async def tick(self) -> None:
         async with self.lock:
-            eng = self.engine if self.engine is not None else self._ready()
+            eng = self.engine if self.engine is not None else await self._ready()
             if eng is None:
                 return
             now = time.time()
+            await self._stalled(now)
             outputs: list[Any] = []
             if now - self.last_event_wall >= self.w.idle_s and eng.watermark is not None:
                 # idle: event time flows on at wall-clock speed from where it stopped, up to now - lag (calls
