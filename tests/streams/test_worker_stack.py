@@ -393,10 +393,12 @@ def alert_set(alerts: dict) -> set[tuple[str, str, str]]:
     return {(a.name, a.subject, a.status) for a in alerts.values()}
 
 
-def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, tmp_path):
+@pytest.mark.parametrize("kill", [False, True], ids=["steady", "analytics-killed-after-a-snapshot"])
+def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, tmp_path, kill):
     """``--role analytics`` beside a correlating worker: the capture's KPI rows and alerts, compared with the
     same engines fed offline. The capture is shifted to end 1 s before a minute boundary and KPI lateness is
-    5 s, so the last minute closes a few seconds after the input goes idle."""
+    5 s, so the last minute closes a few seconds after the input goes idle. In the second run the analytics
+    worker is SIGKILLed once it has written a snapshot and started again: same rows, same alerts."""
     import math
 
     from sipscope.records import Alert, StatsRow
@@ -431,7 +433,7 @@ def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, t
     publish(producer(stack.bootstrap), topics.name(topics.MESSAGES, s), msgs)
     correlate = Worker(names.prefix, f"{names.prefix}app", tmp_path / "correlate.log")
     analytics = Worker(names.prefix, f"{names.prefix}app", tmp_path / "analytics.log", role="analytics")
-    analytics.env.update(kpi)
+    analytics.env.update(kpi, SIPSCOPE_WORKER__SNAPSHOT_S="1")
     reader = Topic(stack.bootstrap, topics.name(topics.STATS, s))
     reader.c.subscribe([topics.name(topics.STATS, s), topics.name(topics.ALERTS, s)])
     stats: dict[str, StatsRow] = {}
@@ -445,7 +447,16 @@ def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, t
             return (set(stats) >= set(want_stats) and alert_set(alerts) >= alert_set(want_alerts)
                     and all(stats[k].attempts == r.attempts for k, r in want_stats.items()))
 
-        while time.monotonic() - t0 < 75 and not done():
+        killed, restarted = not kill, t0
+
+        def settled() -> bool:  # the restarted worker had time to re-emit (lateness 5 s + revisions)
+            return killed and time.monotonic() - restarted >= 10
+
+        while time.monotonic() - t0 < 75 and not (done() and settled()):
+            if not killed and any(e["snapshots"] and e["records"] for e in analytics.events("analytics_progress")):
+                analytics.kill()
+                analytics.start()
+                killed, restarted = True, time.monotonic()
             for value in reader.poll(0.5):
                 d = msgspec.json.decode(value)
                 if "alert_id" in d:
@@ -459,7 +470,9 @@ def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, t
         correlate.stop()
         analytics.stop()
         reader.close()
-    print(f"\n{len(msgs)} messages -> {len(stats)} KPI rows, {len(alerts)} alert events in {elapsed:.1f} s")
+    print(f"\n{len(msgs)} messages -> {len(stats)} KPI rows, {len(alerts)} alert events in {elapsed:.1f} s"
+          f"{' (analytics killed and restarted)' if kill else ''}")
+    assert killed
     # alert ids hash the window start, which follows the order records arrive in: compare what was raised
     assert alert_set(alerts) == alert_set(want_alerts)
     assert set(stats) == set(want_stats)
