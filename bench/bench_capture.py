@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from pathlib import Path
@@ -53,9 +54,9 @@ def pyshark_fields(pcap: Path, limit: int) -> Measure:
     import pyshark
 
     n = 0
+    loop = asyncio.new_event_loop()
     with timed() as t:
-        cap = pyshark.FileCapture(str(pcap), display_filter="sip", keep_packets=False,
-                                  eventloop=asyncio.new_event_loop())
+        cap = pyshark.FileCapture(str(pcap), display_filter="sip", keep_packets=False, eventloop=loop)
         try:
             for pkt in cap:
                 sip = pkt.sip
@@ -66,6 +67,10 @@ def pyshark_fields(pcap: Path, limit: int) -> Measure:
                     break
         finally:
             cap.close()
+    # tshark's subprocess transports must go while their loop is open (else "Event loop is closed" at exit)
+    del cap
+    gc.collect()
+    loop.close()
     return Measure(f"pyshark FileCapture (first {n} SIP packets)", n, t.cpu, t.wall)
 
 
