@@ -38,7 +38,10 @@ what was already fetched beyond it until the hole's first record comes again (``
 tick sees it instead, as a partition with records left that delivered nothing for ``worker.stall_s`` although
 its consumer fetched past them, and seeks back the same way (``offset_tail_rewind``). A hole that does not
 come back within ``worker.rewind_timeout_s`` (records deleted by retention meanwhile) is counted as lost
-(``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). The rest of the guarantee is below.
+(``offset_gap`` error log, ``sipscope_worker_offset_gaps_total``). This relies on offsets that never skip on
+the input topics: sipscope's producers are idempotent but not transactional and the topics are not compacted
+(a transactional producer's commit markers would each look like a hole and cost ``rewind_timeout_s``). The
+rest of the guarantee is below.
 """
 
 from __future__ import annotations
