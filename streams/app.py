@@ -128,11 +128,64 @@ def prepare_topics(settings: Settings, app_id: str | None = None, tables: tuple[
     return n
 
 
-async def _seek_back(app: faust.App, tp: Any, expected: int, event: str, **fields: Any) -> None:
-    """Seek ``tp`` back to ``expected`` to refetch records Faust dropped (see "Known limit" above); ``event``
-    names the log line."""
-    label = str(tp.partition) if tp.topic.endswith(topics.MESSAGES) else f"{tp.topic}:{tp.partition}"
-    REWINDS.labels(label).inc()
+def _label(tp: Any) -> str:
+    """Metric label of an input partition: its number for sip.messages, else ``topic:partition``."""
+    return str(tp.partition) if tp.topic.endswith(topics.MESSAGES) else f"{tp.topic}:{tp.partition}"
+
+
+async def _admit(app: faust.App, tp: Any, cur: wk.Cursor, offset: int, wall: float, timeout_s: float,
+                 counts: dict[str, int]) -> bool:
+    """Whether the record at ``offset`` of ``tp`` is to be processed now (the caller then notes it in
+    ``cur``). A record after a hole (offsets ``cur.position + 1 .. offset - 1`` never delivered: see "Known
+    limit" above): the first time, seek the partition back to the hole and skip what arrives until the
+    hole's first record comes again (False; Faust commits no offset past the unacknowledged hole meanwhile).
+    Only if the hole never comes back within ``timeout_s`` (records deleted by retention) is it counted as
+    lost and processing goes on (True)."""
+    expected = cur.position + 1
+    if cur.anchored and offset > expected:
+        if cur.rewind is None:
+            await _seek_back(app, tp, cur, wall, timeout_s, counts, "offset_hole_rewind", got=offset)
+            return False
+        if wall < cur.rewind[1]:
+            return False
+        cur.rewind = None
+        GAPS.labels(_label(tp)).inc(offset - expected)
+        counts["offset_gaps"] += offset - expected
+        log.error("offset_gap", topic=tp.topic, partition=tp.partition, expected=expected, got=offset,
+                  hint="records between were not delivered again after a seek back; their effect is lost")
+    elif cur.rewind is not None and offset == expected:
+        log.info("offset_hole_refetched", topic=tp.topic, partition=tp.partition, offset=offset)
+        cur.rewind = None
+    return True
+
+
+async def _tail_hole(app: faust.App, tp: Any, cur: wk.Cursor, hw: int | None, wall: float, w: Any,
+                     counts: dict[str, int]) -> None:
+    """A hole at the end of what ``tp`` held: records are left to read (``hw``), nothing was delivered for
+    ``w.stall_s``, and the consumer fetched past them, so Faust dropped them and no later record shows that
+    hole to :func:`_admit`: seek back to it. A consumer that has not fetched them yet (paused, slow) is left
+    alone."""
+    if hw is None or cur.position + 1 >= hw or wall - cur.last_message_wall < w.stall_s:
+        return
+    if not cur.anchored or (cur.rewind is not None and wall < cur.rewind[1]):
+        return
+    try:
+        fetched = await app.consumer.position(tp)
+    except Exception:  # noqa: BLE001 - not assigned any more
+        return
+    if fetched is not None and fetched > cur.position + 1:
+        await _seek_back(app, tp, cur, wall, w.rewind_timeout_s, counts, "offset_tail_rewind", fetched_to=fetched,
+                         highwater=hw)
+
+
+async def _seek_back(app: faust.App, tp: Any, cur: wk.Cursor, wall: float, timeout_s: float, counts: dict[str, int],
+                     event: str, **fields: Any) -> None:
+    """Seek ``tp`` back to the record after the last one read, to refetch a hole (``event``: the log line);
+    :func:`_admit` skips what arrives until that record comes, for ``timeout_s``."""
+    expected = cur.position + 1
+    cur.rewind = (expected, wall + timeout_s)
+    counts["rewinds"] += 1
+    REWINDS.labels(_label(tp)).inc()
     log.warning(event, topic=tp.topic, partition=tp.partition, expected=expected, **fields)
     consumer = app.consumer
     if hasattr(consumer, "forget_gaps"):
@@ -245,8 +298,7 @@ class Runtime:
         before its first record, or with no record after it."""
         start = await _start_offsets(self.app, [faust.types.TP(self.source, p) for p in shards])
         for tp, offset in start.items():
-            shard = shards[tp.partition]
-            shard.position, shard.anchored = offset - 1, True
+            shards[tp.partition].anchor(offset)
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
@@ -276,13 +328,11 @@ class Runtime:
                     if shard is None:
                         shard = shards[m.partition] = self._new_shard(m.partition)
                     touched[m.partition] = shard
-                    if shard.anchored and m.offset > shard.position + 1:
-                        if not await self._hole(shard, m.offset, wall):
-                            skipped = True
-                            continue  # refetching from the hole: this record comes again
-                    elif shard.rewind is not None and m.offset == shard.position + 1:
-                        log.info("offset_hole_refetched", partition=m.partition, offset=m.offset)
-                        shard.rewind = None
+                    if (shard.rewind is not None or (shard.anchored and m.offset > shard.position + 1)) \
+                            and not await _admit(self.app, faust.types.TP(self.source, m.partition), shard, m.offset,
+                                                 wall, self.w.rewind_timeout_s, self.counts):
+                        skipped = True
+                        continue  # refetching from a hole: this record comes again
                     shard.note(m.offset, wall)
                     rec = wk.decode_message(value)
                     if type(rec) is Rejected:
@@ -303,50 +353,6 @@ class Runtime:
             MESSAGES_IN.inc(n)
             await self._publish(outputs, rejects, touched.values())
 
-    async def _hole(self, shard: wk.Shard, offset: int, wall: float) -> bool:
-        """A record after a hole: offsets ``shard.position + 1 .. offset - 1`` were never delivered.
-        faust-streaming drops records fetched in an older consumer generation or flushed from its buffers
-        when a rebalance suspends the flow (see "Known limit" above), without seeking back. The first time,
-        seek the partition back to the hole and skip what arrives until the hole's first record comes
-        again (False: skip this record; Faust commits no offset past the unacknowledged hole meanwhile).
-        Only if the hole never comes back within ``worker.rewind_timeout_s`` (records deleted by retention)
-        is it counted as lost and processing goes on (True)."""
-        expected = shard.position + 1
-        if shard.rewind is None:
-            await self._seek_back(shard, wall, "offset_hole_rewind", got=offset)
-            return False
-        if wall < shard.rewind[1]:
-            return False
-        shard.rewind = None
-        GAPS.labels(str(shard.partition)).inc(offset - expected)
-        self.counts["offset_gaps"] += offset - expected
-        log.error("offset_gap", partition=shard.partition, expected=expected, got=offset,
-                  hint="records between were not delivered again after a seek back; their effect is lost")
-        return True
-
-    async def _stalled(self, shard: wk.Shard, hw: int, wall: float) -> None:
-        """Nothing delivered for ``worker.stall_s`` though records are left to read. When the consumer has
-        fetched past them, Faust dropped them (see "Known limit" above) at the end of what the partition held
-        then: no later record shows that hole to :meth:`process`, so seek back to it here. A consumer that has
-        not fetched them yet (paused, slow) is left alone."""
-        if not shard.anchored or (shard.rewind is not None and wall < shard.rewind[1]):
-            return
-        try:
-            fetched = await self.app.consumer.position(faust.types.TP(self.source, shard.partition))
-        except Exception:  # noqa: BLE001 - not assigned any more
-            return
-        if fetched is None or fetched <= shard.position + 1:
-            return
-        await self._seek_back(shard, wall, "offset_tail_rewind", fetched_to=fetched, highwater=hw)
-
-    async def _seek_back(self, shard: wk.Shard, wall: float, event: str, **fields: Any) -> None:
-        """Seek the partition back to the record after the last one read, to refetch a hole (``event``: the
-        log line); :meth:`process` skips what arrives until that record comes, for ``rewind_timeout_s``."""
-        expected = shard.position + 1
-        shard.rewind = (expected, wall + self.w.rewind_timeout_s)
-        self.counts["rewinds"] += 1
-        await _seek_back(self.app, faust.types.TP(self.source, shard.partition), expected, event, **fields)
-
     def _new_shard(self, partition: int) -> wk.Shard:
         log.warning("unexpected_partition", partition=partition)
         return wk.Shard(partition, self.s.correlation, done_keep_s=self.w.done_keep_s)
@@ -362,8 +368,7 @@ class Runtime:
             outputs: list[Any] = []
             for p, shard in shards.items():
                 hw = self._highwater(p)
-                if hw is not None and shard.position + 1 < hw and now - shard.last_message_wall >= self.w.stall_s:
-                    await self._stalled(shard, hw, now)
+                await _tail_hole(self.app, faust.types.TP(self.source, p), shard, hw, now, self.w, self.counts)
                 if now - shard.last_message_wall >= self.w.idle_s and target > shard.watermark \
                         and await self._caught_up(p, shard, hw):
                     outputs.extend(shard.advance(target))
@@ -473,16 +478,14 @@ class AnalyticsRuntime:
         self.t_rejected = topics.name(topics.REJECTED, settings)
         self.engine: wk.Analytics | None = None
         self.pending: list[Any] = []
-        self.read: dict[Any, int] = {}
-        """Offset of the last record read per input topic-partition (also records not applied: bad ones)."""
-        self.read_wall: dict[Any, float] = {}
-        self.rewinds: dict[Any, float] = {}
-        """Topic-partitions sought back to refetch a hole -> give-up wall time (``worker.rewind_timeout_s``)."""
+        self.cursors: dict[Any, wk.Cursor] = {}
+        """Where the records of each input topic-partition are (also records not applied: bad ones)."""
         self.lock = asyncio.Lock()
         self.last_event_wall = time.time()
         self._flow: tuple[float, float] | None = None
         self.next_snapshot = time.monotonic() + self.w.snapshot_s
-        self.counts = {"records": 0, "stats": 0, "alerts": 0, "rejected": 0, "replayed": 0, "snapshots": 0}
+        self.counts = {"records": 0, "stats": 0, "alerts": 0, "rejected": 0, "replayed": 0, "snapshots": 0,
+                       "rewinds": 0, "offset_gaps": 0}
         self._next_progress = time.monotonic() + self.w.progress_s
 
     async def _ready(self, events: bool = False) -> wk.Analytics | None:
@@ -504,54 +507,16 @@ class AnalyticsRuntime:
         inputs = [tp for tp in assigned if tp.topic in self.kinds]
         start = await _start_offsets(self.app, [tp for tp in inputs if f"{tp.topic}:{tp.partition}" not in
                                                 self.engine.offsets])
-        self.read = {tp: self.engine.offsets[f"{tp.topic}:{tp.partition}"] for tp in inputs
-                     if f"{tp.topic}:{tp.partition}" in self.engine.offsets}
-        self.read.update((tp, offset - 1) for tp, offset in start.items())
-        self.read_wall = dict.fromkeys(self.read, time.time())
-        self.rewinds = {}
+        self.cursors = {tp: wk.Cursor() for tp in inputs}
+        for tp, cur in self.cursors.items():
+            applied = self.engine.offsets.get(f"{tp.topic}:{tp.partition}")
+            if applied is not None:
+                cur.anchor(applied + 1)
+            elif tp in start:
+                cur.anchor(start[tp])
         log.info("analytics_loaded", snapshot=self.engine.gen, seconds=round(time.perf_counter() - t0, 3),
                  watermark=self.engine.watermark)
         return self.engine
-
-    async def _admit(self, m: Any, wall: float) -> bool:
-        """Whether to apply record ``m``: False while its partition is sought back to refetch a hole in the
-        offsets Faust delivered (as :meth:`Runtime._hole` does; the analytics would otherwise never count the
-        dropped records: :meth:`streams.worker.Analytics.feed` skips offsets below the last one applied)."""
-        tp = m.tp
-        last = self.read.get(tp)
-        expected = None if last is None else last + 1
-        if expected is not None and m.offset > expected:
-            give_up = self.rewinds.get(tp)
-            if give_up is None:
-                self.rewinds[tp] = wall + self.w.rewind_timeout_s
-                await _seek_back(self.app, tp, expected, "offset_hole_rewind", got=m.offset)
-                return False
-            if wall < give_up:
-                return False
-            del self.rewinds[tp]
-            GAPS.labels(f"{tp.topic}:{tp.partition}").inc(m.offset - expected)
-            log.error("offset_gap", topic=tp.topic, partition=tp.partition, expected=expected, got=m.offset,
-                      hint="records between were not delivered again after a seek back; not counted")
-        elif m.offset == expected and self.rewinds.pop(tp, None) is not None:
-            log.info("offset_hole_refetched", topic=tp.topic, partition=tp.partition, offset=m.offset)
-        self.read[tp] = m.offset
-        self.read_wall[tp] = wall
-        return True
-
-    async def _stalled(self, now: float) -> None:
-        """A hole at the end of an input partition (see :meth:`Runtime._stalled`)."""
-        consumer = self.app.consumer
-        for tp, last in list(self.read.items()):
-            if now - self.read_wall.get(tp, now) < self.w.stall_s or now < self.rewinds.get(tp, 0.0):
-                continue
-            try:
-                hw = consumer.highwater(tp)
-                fetched = await consumer.position(tp)
-            except Exception:  # noqa: BLE001 - not assigned any more, or not fetched yet
-                continue
-            if hw is not None and last + 1 < hw and fetched is not None and fetched > last + 1:
-                self.rewinds[tp] = now + self.w.rewind_timeout_s
-                await _seek_back(self.app, tp, last + 1, "offset_tail_rewind", fetched_to=fetched, highwater=hw)
 
     async def on_revoked(self, sender: Any = None, revoked: Any = None, **_: Any) -> None:
         async with self.lock:
@@ -569,9 +534,13 @@ class AnalyticsRuntime:
                 ev.message.incref()  # held until a snapshot covers it (see tick), or for good when skipped
                 skipped = False
                 for m in records_of(ev):
-                    if not await self._admit(m, wall):
+                    cur = self.cursors.get(m.tp)
+                    if cur is None:
+                        cur = self.cursors[m.tp] = wk.Cursor()
+                    if not await _admit(self.app, m.tp, cur, m.offset, wall, self.w.rewind_timeout_s, self.counts):
                         skipped = True
                         continue  # refetching from a hole: this record comes again
+                    cur.note(m.offset, wall)
                     n += 1
                     kind = self.kinds[m.topic]
                     try:
@@ -603,7 +572,12 @@ class AnalyticsRuntime:
             if eng is None:
                 return
             now = time.time()
-            await self._stalled(now)
+            for tp, cur in self.cursors.items():
+                try:
+                    hw = self.app.consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - not fetched yet
+                    continue
+                await _tail_hole(self.app, tp, cur, hw, now, self.w, self.counts)
             outputs: list[Any] = []
             if now - self.last_event_wall >= self.w.idle_s and eng.watermark is not None:
                 # idle: event time flows on at wall-clock speed from where it stopped, up to now - lag (calls

@@ -157,23 +157,12 @@ class _Book:
         """Call-ID -> offset of its last message fed since the last collect."""
 
 
-class Shard:
-    """Correlation state of one ``sip.messages`` partition (see the module docstring).
+class Cursor:
+    """Where the records of one input partition are: what the Faust adapter (``streams/app.py``) needs to see
+    offsets Faust never delivered and to refetch them."""
 
-    ``note(offset)`` for every record read, ``feed(offset, msg)`` for every message and ``advance(now)`` per
-    tick return the summaries to publish; ``collect()`` then returns the table writes they caused (call it
-    once per batch: the writes of a batch are coalesced per Call-ID).
-    """
-
-    def __init__(self, partition: int, settings: CorrelationSettings, *, done_keep_s: float = 120.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.partition = partition
-        self.settings = settings
-        self.corr = Correlator(settings, track_changes=True)
-        self.done_keep_s = done_keep_s
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._calls = _Book(CALLS, CallEntry)
-        self._regs = _Book(REGISTRATIONS, RegEntry)
         self.position = -1
         """Offset of the last record read; before any, the offset before the first one to read."""
         self.anchored = False
@@ -183,6 +172,36 @@ class Shard:
         """``(offset, give-up wall time)`` while the consumer was sought back to refetch a hole."""
         self.last_message_wall = clock()
         """Wall time of the last record read (idle detection); the load time before any."""
+
+    def anchor(self, next_offset: int) -> None:
+        """The next record to read is at ``next_offset``."""
+        self.position, self.anchored = next_offset - 1, True
+
+    def note(self, offset: int, wall: float | None = None) -> None:
+        """A record at ``offset`` was read (also one rejected before it was applied)."""
+        self.position = offset
+        self.anchored = True
+        self.last_message_wall = self.clock() if wall is None else wall
+
+
+class Shard(Cursor):
+    """Correlation state of one ``sip.messages`` partition (see the module docstring); as a :class:`Cursor`,
+    where its records are.
+
+    ``note(offset)`` for every record read, ``feed(offset, msg)`` for every message and ``advance(now)`` per
+    tick return the summaries to publish; ``collect()`` then returns the table writes they caused (call it
+    once per batch: the writes of a batch are coalesced per Call-ID).
+    """
+
+    def __init__(self, partition: int, settings: CorrelationSettings, *, done_keep_s: float = 120.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self.partition = partition
+        self.settings = settings
+        self.corr = Correlator(settings, track_changes=True)
+        self.done_keep_s = done_keep_s
+        self._calls = _Book(CALLS, CallEntry)
+        self._regs = _Book(REGISTRATIONS, RegEntry)
         self.stats = {"messages": 0, "replayed": 0, "loaded_open": 0, "loaded_done": 0}
 
     # -- restore --------------------------------------------------------------------------------------
@@ -217,12 +236,6 @@ class Shard:
     @property
     def watermark(self) -> float:
         return self.corr.watermark
-
-    def note(self, offset: int, wall: float | None = None) -> None:
-        """A record at ``offset`` was read (also one rejected before :meth:`feed`)."""
-        self.position = offset
-        self.anchored = True
-        self.last_message_wall = self.clock() if wall is None else wall
 
     def feed(self, offset: int, msg: SipMessage) -> list[Output]:
         """One message at ``offset`` of this partition -> the summaries it caused."""

@@ -449,7 +449,7 @@ def test_analytics_refetch_records_faust_dropped_instead_of_never_counting_them(
         await rt.process(analytics_events(enc[:10], src, 0))   # the refetch, then the end is dropped
         assert rt.counts["records"] == 10
         rt.app.consumer.fetched[src] = len(enc)
-        rt.read_wall[src] -= rt.w.stall_s + 1
+        rt.cursors[src].last_message_wall -= rt.w.stall_s + 1
         await rt.tick()
         assert rt.app.consumer.seeks == [(src, 0), (src, 10)], "the tail hole is refetched by the tick"
         await rt.process(analytics_events(enc[10:], src, 10))
