@@ -13,7 +13,9 @@
      capture, worker, indexer, and the Kafka and Elasticsearch JVMs (pid files under /var/lib/sipscope);
 5. peers on the same pcap, run afterwards one at a time (functions of bench.bench_capture): our parse fast
    path, ``tshark -T fields``, pyshark (first ``--pyshark-limit`` packets), and any ``--peer-cmd 'CMD {pcap}'``
-   (CPU of the command and its children; rate = the pcap's SIP messages / CPU seconds).
+   (CPU of the command and its children; rate = the pcap's SIP messages / CPU seconds); then the whole offline
+   job, read + parse + correlate (``streams.analyze``'s path), beside sngrep's batch mode (as in
+   ``bench/bench_correlation.py --peers``, one run each).
 
 Usage: python -m bench.bench_e2e [--cps 700] [--duration 60] [--tail 20] [--speed realtime|max]
                                   [--peer-cmd 'CMD {pcap}' ...] [--keep]
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     offered_s = r["t_cap"] - r["first_pub"]
     e2e_s = r["t_done"] - r["first_pub"]
     rows = []
+    corr_rows: list[tuple[str, int, float]] = []
     if not args.no_peers:
         from bench.bench_capture import ours, pyshark_fields, tshark_fields
 
@@ -327,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         for cmd in args.peer_cmd:
             _out, cpu, wall = run_child(shlex.split(cmd.replace("{pcap}", shlex.quote(str(pcap)))))
             rows.append(Measure(f"peer: {cmd}", rows[0].items, cpu, wall))
+        from bench.bench_correlation import whole_job
+        from sipscope.cli import tune_gc
+
+        tune_gc(s.gc_young_threshold)  # as the sipscope commands run
+        corr_rows = whole_job(pcap, 1)
     if not args.keep:
         pcap.unlink(missing_ok=True)
 
@@ -370,6 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         for m in rows:
             ratio = "1x" if m is rows[0] else f"{rows[0].per_core / m.per_core:.1f}x faster"
             print(f"| {m.name} | {m.items:,} | {m.cpu_s:.2f} | {m.per_core:,.0f} | {ratio} |")
+    if corr_rows:
+        print()
+        print("| read + parse + correlate on the same pcap (run after, alone) | SIP messages | CPU s | msgs per CPU-second "
+              "| sipscope's rate / this rate |")
+        print("|---|---:|---:|---:|---:|")
+        ours_cpu = corr_rows[0][2]
+        for name, n, cpu in corr_rows:
+            print(f"| {name} | {n:,} | {cpu:.2f} | {n / cpu:,.0f} | {cpu / ours_cpu:.2f} |")
     return 0
 
 

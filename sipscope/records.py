@@ -30,7 +30,7 @@ SIP_MESSAGE_VERSION = 1
 REJECTED_VERSION = 1
 
 
-class SdpSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
+class SdpSummary(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """What a support engineer needs from an SDP body; the full body stays in ``SipMessage.raw``."""
 
     media_ip: str | None = None
@@ -45,7 +45,7 @@ class SdpSummary(msgspec.Struct, omit_defaults=True, kw_only=True):
     """``sendrecv``, ``sendonly``, ``recvonly`` or ``inactive`` (media level wins over session level)."""
 
 
-class SipMessage(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=SIP_MESSAGE_VERSION):
+class SipMessage(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False, tag_field="v", tag=SIP_MESSAGE_VERSION):
     """One SIP message as seen on the wire by one capture point. Topic ``sip.messages``, key = ``call_id``.
 
     Every stage reads this record; every field is documented here and mapped in
@@ -208,7 +208,7 @@ STATS_VERSION = 1
 ALERT_VERSION = 1
 
 
-class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=CALL_SUMMARY_VERSION):
+class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False, tag_field="v", tag=CALL_SUMMARY_VERSION):
     """One call leg (one dialog = one Call-ID). Topic ``sip.calls``, key = ``call_id``.
 
     Published once as final (``final=True``) when the call ends or times out; long calls may also get
@@ -307,7 +307,7 @@ class CallSummary(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v
     """Capture nodes that saw the leg."""
 
 
-class Registration(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag=REGISTRATION_VERSION):
+class Registration(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False, tag_field="v", tag=REGISTRATION_VERSION):
     """One REGISTER transaction chain (401/407 challenge and its retry joined). Topic ``sip.registrations``."""
 
     id: str

@@ -24,7 +24,7 @@ ANSWERED = "answered"        # 2xx received
 ENDING = "ending"            # BYE sent
 
 
-class CallState(msgspec.Struct, omit_defaults=True, kw_only=True):
+class CallState(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """Everything the tracker keeps about one open leg (rules: :mod:`streams.dialogs`)."""
 
     call_id: str

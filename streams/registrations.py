@@ -39,7 +39,7 @@ CHALLENGED = "challenged"    # last response was 401/407: waiting for the retry
 FINAL = "final"              # final seen on an inner hop; waiting for the UA-facing copy
 
 
-class RegState(msgspec.Struct, omit_defaults=True, kw_only=True):
+class RegState(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """One open REGISTER chain."""
 
     call_id: str
