@@ -59,7 +59,7 @@ from sipscope.logs import get_logger
 from sipscope.records import CallSummary, Registration, Rejected, SipMessage, StatsRow
 from sipscope.settings import Settings
 from streams import worker as wk
-from streams.faust_fastpath import SipscopeApp, records_of
+from streams.faust_fastpath import HookedApp, SipscopeApp, records_of
 
 log = get_logger(__name__)
 
@@ -522,6 +522,16 @@ class AnalyticsRuntime:
         async with self.lock:
             self.engine = None
 
+    async def before_wait_empty(self) -> None:
+        """Faust is about to wait for every event in progress to be acknowledged (stopping, or partitions being
+        revoked): write a snapshot now, which acknowledges the events held for one. Without it a stop waits
+        forever (the timer that writes snapshots has ended) and a rebalance up to ``snapshot_s``."""
+        async with self.lock:
+            if self.engine is not None and self.pending:
+                await self._snapshot(self.engine)
+                log.info("analytics_snapshot_before_wait", snapshots=self.counts["snapshots"],
+                         records=self.counts["records"])
+
     async def process(self, events: list[Any]) -> None:
         async with self.lock:
             eng = await self._ready(events=True)
@@ -638,6 +648,7 @@ def create_analytics_app(settings: Settings, partitions: int | None = None) -> t
     table = app.Table("analytics", default=None, partitions=n, key_type=bytes, value_type=bytes)
     rt = AnalyticsRuntime(app, settings, table)
     app.on_partitions_revoked.connect(rt.on_revoked)
+    app.before_wait_empty = (rt.before_wait_empty,)
 
     app.pack_topics = frozenset(names) if w.pack_records else frozenset()
     take = _take_size(w)
@@ -662,7 +673,7 @@ def _take_size(w: Any) -> int:
 def _new_app(settings: Settings, app_id: str, partitions: int, **extra: Any) -> faust.App:
     """A Faust app with the settings both roles share (``extra``: role-specific Faust settings)."""
     w = settings.worker
-    app = (SipscopeApp if w.fast_handoff else faust.App)(
+    app = (SipscopeApp if w.fast_handoff else HookedApp)(
         app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",

@@ -32,7 +32,7 @@ Use :class:`SipscopeApp` in place of ``faust.App`` (its transport creates the fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, cast
 
 import faust
@@ -212,7 +212,21 @@ class FastTransport(faust_aiokafka.Transport):
     Consumer = FastConsumer
 
 
-class SipscopeApp(faust.App):
+class HookedApp(faust.App):
+    """``faust.App`` that awaits its ``before_wait_empty`` hooks whenever Faust is about to wait for every event
+    in progress to be acknowledged (on stop and before partitions are revoked). The analytics role holds its
+    events until a snapshot covers them: its hook writes that snapshot, so the wait ends at once instead of
+    after the next periodic snapshot, or never on stop, where the timers that write them have ended."""
+
+    before_wait_empty: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        for hook in self.before_wait_empty:
+            await hook()
+        await super()._consumer_wait_empty(consumer, logger)
+
+
+class SipscopeApp(HookedApp):
     """``faust.App`` whose consumer is :class:`FastConsumer` (``kafka://`` brokers only)."""
 
     pack_topics: frozenset[str] = frozenset()

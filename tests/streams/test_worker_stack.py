@@ -483,3 +483,50 @@ def test_analytics_worker_raises_the_offline_alerts_and_kpi_rows(stack, names, t
         got, want = msgspec.to_builtins(stats[k]), msgspec.to_builtins(r)
         assert {f: v for f, v in got.items() if f not in skip} == {f: v for f, v in want.items() if f not in skip}
         assert got.get("acd_s") == pytest.approx(want.get("acd_s"))
+
+
+def committed_and_end(bootstrap: str, group: str, topic: str, partitions: int) -> tuple[list[int], list[int]]:
+    """Committed offsets of ``group`` on ``topic`` (-1: none) and the partitions' end offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 0})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        committed = [tp.offset if tp.offset >= 0 else -1 for tp in c.committed(tps, timeout=10)]
+        ends = [c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+    finally:
+        c.close()
+    return committed, ends
+
+
+def test_analytics_worker_stops_on_sigterm_with_its_input_acknowledged(stack, names, capture, tmp_path):
+    """The analytics role holds its input until a snapshot covers it. Stopped (SIGTERM) before its first periodic
+    snapshot, it writes one and exits at once, with every record committed: a restart reads nothing again.
+    (Before: Faust waited forever for those events, the timer that writes snapshots having ended.)"""
+    s = settings_for(names)
+    app_id = f"{names.prefix}app"
+    topics.ensure(stack.bootstrap, [topics.name(t, s) for t in topics.ALL], s.kafka.partitions)
+    src = topics.name(topics.MESSAGES, s)
+    publish(producer(stack.bootstrap), src, capture)
+    analytics = Worker(names.prefix, app_id, tmp_path / "analytics.log", role="analytics")
+    analytics.env.update(SIPSCOPE_WORKER__SNAPSHOT_S="600")  # no periodic snapshot within the test
+    analytics.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                e["records"] >= len(capture) for e in analytics.events("analytics_progress")):
+            assert analytics.proc.poll() is None, analytics.log.read_text()[-3000:]
+            time.sleep(0.2)
+        progress = analytics.events("analytics_progress")
+        assert progress and progress[-1]["records"] == len(capture) and progress[-1]["snapshots"] == 0, progress[-1:]
+        t0 = time.monotonic()
+        analytics.proc.terminate()
+        rc = analytics.proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        analytics.stop()
+    assert rc == 0 and took < 20, (rc, took, analytics.log.read_text()[-3000:])
+    assert analytics.events("analytics_snapshot_before_wait"), analytics.log.read_text()[-3000:]
+    committed, ends = committed_and_end(stack.bootstrap, f"{app_id}-analytics", src, s.kafka.partitions)
+    assert sum(ends) == len(capture)
+    assert committed == ends, (committed, ends)
