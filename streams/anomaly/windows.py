@@ -14,6 +14,7 @@ Every class has ``to_state()`` (plain lists, JSON/msgpack friendly) and ``from_s
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -85,7 +86,7 @@ class Distinct:
     __slots__ = ("seen",)
 
     def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
+        self.seen: OrderedDict[str, int] = OrderedDict()
 
     def add(self, b: int, value: str, cap: int) -> None:
         seen = self.seen
@@ -108,7 +109,7 @@ class Distinct:
     @classmethod
     def from_state(cls, s: list) -> Distinct:
         d = cls()
-        d.seen = dict(zip(s[0], s[1]))
+        d.seen = OrderedDict(zip(s[0], s[1]))
         return d
 
 
@@ -120,7 +121,7 @@ class Recent:
 
     def __init__(self, ttl: float, cap: int) -> None:
         self.ttl, self.cap = ttl, cap
-        self.seen: dict[str, list] = {}
+        self.seen: OrderedDict[str, list] = OrderedDict()
 
     def get(self, key: str) -> list | None:
         """``[first_ts, last_ts, last_node]`` or None."""
@@ -141,7 +142,7 @@ class Recent:
         return [[k, *v] for k, v in self.seen.items()]
 
     def load(self, s: list) -> None:
-        self.seen = {row[0]: list(row[1:]) for row in s}
+        self.seen = OrderedDict((row[0], list(row[1:])) for row in s)
 
 
 def oldest(table: dict, due: Callable[[Any], bool]) -> list:
