@@ -161,6 +161,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the bench topics")
     args = ap.parse_args()
+    from sipscope.cli import tune_gc
+
+    tune_gc(Settings().gc_young_threshold)  # the engines alone run as the sipscope commands run them
     r = run(args)
     if args.json:
         print(json.dumps(r, indent=2))

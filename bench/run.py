@@ -23,6 +23,8 @@ BENCHES: list[tuple[str, list[str], str]] = [
     ("correlation", ["bench/bench_correlation.py"], "pure call/registration correlation engine"),
     ("anomaly", ["bench/bench_anomaly.py"], "KPI rollup + anomaly engine"),
     ("worker", ["bench/bench_worker.py"], "Faust worker on the real Kafka"),
+    ("analytics", ["-m", "bench.bench_analytics", "--cps", "1000", "--duration", "60", "--tail", "20"],
+     "`sipscope worker --role analytics` on the real Kafka"),
     ("indexer", ["bench/bench_indexer.py", "--messages", "200000"], "indexing rate and number-search latency"),
     ("es-layout", ["-m", "bench.bench_es_layout", "--docs", "60000", "--rounds", "4"],
      "Elasticsearch CPU per message document, by index layout"),
