@@ -16,6 +16,7 @@ Subjects are ``"type|value"`` strings (``"ip|192.0.2.1"``, ``"trunk|carrier-a"``
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from streams.anomaly.windows import BUCKETS, Window
@@ -67,8 +68,9 @@ def dump_table(table: dict[str, Keyed]) -> list:
     return [[k, v.to_state()] for k, v in table.items()]
 
 
-def load_table(rows: list) -> dict[str, Keyed]:
-    return {k: Keyed.from_state(v) for k, v in rows}
+def load_table(rows: list) -> OrderedDict[str, Keyed]:
+    """A detector's key table (an ``OrderedDict``, see :func:`streams.anomaly.windows.touch`)."""
+    return OrderedDict((k, Keyed.from_state(v)) for k, v in rows)
 
 
 def bucket_width(window_s: float) -> float:

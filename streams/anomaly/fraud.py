@@ -15,6 +15,7 @@ calls' ``end_ts``: calls, short calls and distinct called numbers. Raised when t
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from sipscope.records import CallSummary
@@ -51,7 +52,7 @@ class ShortCallBurst(Detector):
         s = eng.s
         self.width = bucket_width(s.wangiri_window_s)
         self.cap = max(4 * s.wangiri_min_numbers, 64)
-        self.keys: dict[str, _Burst] = {}
+        self.keys: OrderedDict[str, _Burst] = OrderedDict()
 
     def is_short(self, c: CallSummary) -> bool:
         s = self.s
@@ -101,4 +102,4 @@ class ShortCallBurst(Detector):
         return [[k, v.to_state()] for k, v in self.keys.items()]
 
     def load(self, state: Any) -> None:
-        self.keys = {k: _Burst.from_state(v) for k, v in state}
+        self.keys = OrderedDict((k, _Burst.from_state(v)) for k, v in state)

@@ -27,6 +27,7 @@ when a call is over and would make answered calls look late.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from sipscope.records import SipMessage
@@ -55,7 +56,7 @@ class AsrDrop(Detector):
     def __init__(self, eng: AnomalyEngine) -> None:
         super().__init__(eng)
         self.width = bucket_width(eng.s.asr_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         """subject -> window [answered, attempts], extra = [minute, answered, attempts] of the current minute."""
         self.ans = eng.new_baselines()
         self.att = eng.new_baselines()
@@ -138,7 +139,7 @@ class ErrorSpike(Detector):
     def __init__(self, eng: AnomalyEngine) -> None:
         super().__init__(eng)
         self.width = bucket_width(eng.s.error_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         """subject -> window [ineffective, session requests]."""
 
     def on_call_event(self, ev: int, c: Call, m: SipMessage | None, eng: AnomalyEngine) -> None:
@@ -181,7 +182,7 @@ class LongPdd(Detector):
     def __init__(self, eng: AnomalyEngine) -> None:
         super().__init__(eng)
         self.width = bucket_width(eng.s.pdd_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         """subject -> window [long PDDs, PDDs, sum of PDD ms]."""
 
     def on_call_event(self, ev: int, c: Call, m: SipMessage | None, eng: AnomalyEngine) -> None:

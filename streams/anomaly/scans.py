@@ -22,6 +22,7 @@ enumeration touches many users and mostly gets "no such user" back. A tool that 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from sipscope.records import SipMessage
@@ -49,7 +50,7 @@ class RegistrationBruteforce(Detector):
         super().__init__(eng)
         s = eng.s
         self.width = bucket_width(s.bruteforce_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         self.creds = Recent(32.0, s.max_tracked_messages)
         """REGISTER transactions that carried credentials: key -> (ts, username)."""
 
@@ -134,7 +135,7 @@ class ExtensionEnumeration(Detector):
         self.methods = frozenset(s.enum_methods)
         self.negative = frozenset(s.enum_negative_codes)
         self.cap = max(4 * s.enum_distinct_users, 64)
-        self.keys: dict[str, _Enum] = {}
+        self.keys: OrderedDict[str, _Enum] = OrderedDict()
 
     def on_message(self, m: SipMessage, flag: int, eng: AnomalyEngine) -> None:
         if flag != NEW:
@@ -177,4 +178,4 @@ class ExtensionEnumeration(Detector):
         return [[k, v.to_state()] for k, v in self.keys.items()]
 
     def load(self, state: Any) -> None:
-        self.keys = {k: _Enum.from_state(v) for k, v in state}
+        self.keys = OrderedDict((k, _Enum.from_state(v)) for k, v in state)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from sipscope.records import SipMessage
@@ -40,7 +41,7 @@ class ScannerUserAgent(Detector):
         self.any = re.compile("|".join(f"(?:{p})" for p in s.scanner_patterns), re.IGNORECASE) if s.scanner_patterns else None
         self.cache: dict[str, str | None] = {}
         self.width = bucket_width(s.scanner_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
 
     def matched(self, ua: str) -> str | None:
         """The pattern a User-Agent matches, or None (cached per distinct User-Agent)."""
@@ -91,7 +92,7 @@ class HighRiskDestination(Detector):
         self.prefixes = {p.lstrip("+") for p in s.high_risk_prefixes if p.lstrip("+")}
         self.lengths = sorted({len(p) for p in self.prefixes}, reverse=True)
         self.width = bucket_width(s.high_risk_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
 
     def prefix_of(self, number: str | None) -> str | None:
         """The longest listed prefix of an E.164 number, or None."""

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from sipscope.records import SipMessage
@@ -59,7 +60,7 @@ class InviteFlood(Detector):
     def __init__(self, eng: AnomalyEngine) -> None:
         super().__init__(eng)
         self.width = bucket_width(eng.s.flood_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         self.base = eng.new_baselines()
 
     def on_message(self, m: SipMessage, flag: int, eng: AnomalyEngine) -> None:
@@ -111,7 +112,7 @@ class RetransmissionStorm(Detector):
     def __init__(self, eng: AnomalyEngine) -> None:
         super().__init__(eng)
         self.width = bucket_width(eng.s.retrans_window_s)
-        self.keys: dict[str, Keyed] = {}
+        self.keys: OrderedDict[str, Keyed] = OrderedDict()
         self.base = eng.new_baselines()
 
     def on_message(self, m: SipMessage, flag: int, eng: AnomalyEngine) -> None:
