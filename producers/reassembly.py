@@ -30,6 +30,7 @@ directions; 1024 partial SCTP messages of at most 256 KiB.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 
 __all__ = ["FIN", "RST", "SYN", "FragmentTable", "SctpReassembler", "TcpReassembler", "TcpStream"]
@@ -78,7 +79,7 @@ class FragmentTable:
         self.max_datagrams = max_datagrams
         self.timeout = timeout
         self.max_datagram = max_datagram
-        self._table: dict[tuple, _Datagram] = {}
+        self._table: OrderedDict[tuple, _Datagram] = OrderedDict()  # the oldest evicted in O(1)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -201,7 +202,7 @@ class TcpReassembler:
         self.max_buffer = max_buffer
         self.max_pending = max_pending
         self.timeout = timeout
-        self.streams: dict[tuple, TcpStream] = {}
+        self.streams: OrderedDict[tuple, TcpStream] = OrderedDict()  # the oldest evicted in O(1)
 
     def __len__(self) -> int:
         return len(self.streams)
@@ -349,7 +350,7 @@ class SctpReassembler:
         self.counters = counters
         self.max_messages = max_messages
         self.max_size = max_size
-        self._table: dict[tuple, tuple[int, list[bytes], int]] = {}
+        self._table: OrderedDict[tuple, tuple[int, list[bytes], int]] = OrderedDict()  # oldest evicted in O(1)
 
     def chunk(self, key: tuple, flags: int, tsn: int, data: bytes) -> bytes | None:
         """Feed one DATA chunk of a fragmented message; returns the whole message on its last chunk."""

@@ -23,6 +23,7 @@ Keys are capped (``max_keys``); the key observed least recently is dropped first
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 
@@ -74,7 +75,8 @@ class Baselines:
         self.seasonal = seasonal
         self.seasonal_warmup = seasonal_warmup_min
         self.max_keys = max_keys
-        self.keys: dict[Any, _Key] = {}
+        self.keys: OrderedDict[Any, _Key] = OrderedDict()
+        """Least recently observed first (an ``OrderedDict``: the eviction at ``max_keys`` is O(1))."""
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -85,19 +87,19 @@ class Baselines:
     def observe(self, key: Any, minute: int, value: float, frozen: bool = False) -> None:
         """Fold the finished ``minute``'s ``value`` into ``key`` (nothing is learnt when ``frozen``)."""
         keys = self.keys
-        k = keys.pop(key, None)
+        k = keys.get(key)
         if k is None:
             if frozen:
                 return
             if len(keys) >= self.max_keys:
-                del keys[next(iter(keys))]
+                keys.popitem(last=False)
             slots = None
             if self.seasonal:
                 slots = [None] * 24
                 slots[(minute // 60) % 24] = Ewma(float(value), 1, minute)
             keys[key] = _Key(Ewma(float(value), 1, minute), slots)
             return
-        keys[key] = k  # most recently observed last
+        keys.move_to_end(key)  # most recently observed last
         e = k.flat
         if minute <= e.last:
             return  # that minute is already folded in
@@ -156,7 +158,7 @@ class Baselines:
         return out
 
     def load(self, state: list) -> None:
-        self.keys = {}
+        self.keys = OrderedDict()
         for key, flat, slots in state:
             k = tuple(key) if isinstance(key, list) else key
             self.keys[k] = _Key(Ewma(*flat), None if slots is None else [None if s is None else Ewma(*s) for s in slots])
