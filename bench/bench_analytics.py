@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_worker import log_events, preload, proc_cpu  # noqa: E402
-from bench.common import machine  # noqa: E402
+from bench.common import delete_topics, machine  # noqa: E402
 from sipscope import topics  # noqa: E402
 from sipscope.records import CallSummary, Registration, SipMessage  # noqa: E402
 from sipscope.settings import KafkaSettings, Settings  # noqa: E402
@@ -85,7 +85,6 @@ def engines_alone(settings: Settings, seq: list) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from confluent_kafka.admin import AdminClient
 
     prefix = f"bench{uuid.uuid4().hex[:8]}-"
     settings = Settings(kafka=KafkaSettings(topic_prefix=prefix, partitions=args.partitions))
@@ -142,11 +141,7 @@ def run(args: argparse.Namespace) -> dict:
         "rejected": last.get("rejected"), "offset_gaps": last.get("offset_gaps"),
     }
     if not args.keep:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-        doomed = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-        if doomed:
-            for f in admin.delete_topics(doomed, operation_timeout=30).values():
-                f.result()
+        delete_topics(bootstrap, prefix)
     return result
 
 

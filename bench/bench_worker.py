@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 import msgspec
 
-from bench.common import machine
+from bench.common import delete_topics, machine
 from sipscope import records, topics
 from sipscope.records import CallSummary, SipMessage
 from sipscope.settings import KafkaSettings, Settings
@@ -107,7 +107,6 @@ def log_events(path: Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> dict:
     from confluent_kafka import Consumer
-    from confluent_kafka.admin import AdminClient
 
     prefix = f"bench{uuid.uuid4().hex[:8]}-"
     settings = Settings(kafka=KafkaSettings(topic_prefix=prefix, partitions=args.partitions))
@@ -181,11 +180,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.profile:
         result["profile"] = str(tmp / "worker.prof")
     if not args.keep:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-        doomed = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-        if doomed:
-            for f in admin.delete_topics(doomed, operation_timeout=30).values():
-                f.result()
+        delete_topics(bootstrap, prefix)
     return result
 
 

@@ -69,3 +69,14 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.node()}: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete a benchmark's topics (every topic whose name starts with ``prefix``)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    doomed = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if doomed:
+        for f in admin.delete_topics(doomed, operation_timeout=30).values():
+            f.result()
