@@ -30,6 +30,7 @@ are separate calls. ``keys_of(invite)`` (given by the owner) computes the aggreg
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -100,11 +101,11 @@ class InviteTracker:
         self.ttl_s, self.dup_window_s, self.same_node_window_s = ttl_s, dup_window_s, same_node_window_s
         self.invite_timeout_s, self.max_call_s, self.max_calls = invite_timeout_s, max_call_s, max_calls
         self.recent = Recent(ttl_s, max_messages)
-        self.trying: dict[str, Call] = {}
+        self.trying: OrderedDict[str, Call] = OrderedDict()
         """INVITEs with no response yet, in INVITE order."""
-        self.proceeding: dict[str, Call] = {}
+        self.proceeding: OrderedDict[str, Call] = OrderedDict()
         """INVITEs with a provisional or a challenge, in order of their last response."""
-        self.active: dict[str, Call] = {}
+        self.active: OrderedDict[str, Call] = OrderedDict()
         """Answered calls not yet ended, in answer order."""
         self.closed = Recent(ttl_s, max_calls)
         """Call-IDs that ended recently (stray copies must not start a new attempt)."""

@@ -7,7 +7,8 @@
   order, capped (a scan past the cap is already far beyond any threshold).
 * :class:`Recent` - keys seen recently (retransmission and duplicate-capture recognition), in first-seen
   order, expired by age and capped.
-* :func:`touch` - get-or-create in a dict used as an LRU table (idle keys are evicted first).
+* :func:`touch` - get-or-create in an ``OrderedDict`` used as an LRU table (idle keys are evicted first).
+* :func:`oldest` - the expired keys at the front of a table kept in time order, in one pass.
 
 Every class has ``to_state()`` (plain lists, JSON/msgpack friendly) and ``from_state()``.
 """
