@@ -392,7 +392,12 @@ class WorkerSettings(BaseModel):
     """App id of ``sipscope worker --role analytics`` (KPIs, alerts), default ``<app_id>-analytics``."""
     snapshot_s: float = 5.0
     """``--role analytics``: seconds between snapshots of the KPI and anomaly state (input is committed only
-    up to the last snapshot, so a restart replays at most this much)."""
+    up to the last snapshot, so a restart replays at most this much). A snapshot is the whole state: when one
+    takes longer than ``snapshot_s / 20``, the next waits 20 times as long as it took (snapshots then cost at
+    most ~5% of the process), up to ``snapshot_max_s``."""
+    snapshot_max_s: float = 60.0
+    """``--role analytics``: the longest wait between snapshots (see ``snapshot_s``). Input is held in memory
+    until a snapshot covers it, and a restart replays what the last snapshot did not cover."""
 
 
 class WebSettings(BaseModel):

@@ -450,6 +450,17 @@ class Runtime:
         await self.app.producer.send(self.changelogs[name], key, value, partition, None, None)
 
 
+SNAPSHOT_COST_FACTOR = 20.0
+"""The analytics role waits at least this many times as long as its last snapshot took (~5% of its time)."""
+
+
+def snapshot_wait(w: Any, took_s: float) -> float:
+    """Seconds until the analytics role's next snapshot, after one that took ``took_s`` (see
+    ``WorkerSettings.snapshot_s``): ``snapshot_s``, or 20 times the snapshot's cost when that is longer, at most
+    ``snapshot_max_s``."""
+    return max(w.snapshot_s, min(w.snapshot_max_s, SNAPSHOT_COST_FACTOR * took_s))
+
+
 class AnalyticsRuntime:
     """``--role analytics``: one :class:`~streams.worker.Analytics` over every partition of sip.messages,
     sip.calls and sip.registrations -> sip.stats, sip.alerts. Input is acknowledged to Faust only once a
@@ -605,6 +616,7 @@ class AnalyticsRuntime:
                 log.info("analytics_progress", **self.counts, watermark=eng.watermark)
 
     async def _snapshot(self, eng: wk.Analytics) -> None:
+        t0 = time.perf_counter()
         for name, key, value in eng.snapshot():
             if value is None:
                 self.table.data.pop(key, None)
@@ -615,7 +627,7 @@ class AnalyticsRuntime:
         for ev in pending:
             ev.ack()  # Faust flushes the producer (the snapshot) before it commits these offsets
         self.counts["snapshots"] += 1
-        self.next_snapshot = time.monotonic() + self.w.snapshot_s
+        self.next_snapshot = time.monotonic() + snapshot_wait(self.w, time.perf_counter() - t0)
 
     async def _publish(self, outputs: list[Any], rejects: list[Rejected]) -> None:
         producer = self.app.producer

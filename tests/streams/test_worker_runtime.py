@@ -464,3 +464,15 @@ def test_analytics_refetch_records_faust_dropped_instead_of_never_counting_them(
             ref.advance()
     assert rt.engine.kpi.to_state() == ref.kpi.to_state(), "every message counted once"
     assert rt.engine.anomaly.to_state() == ref.anomaly.to_state()
+
+
+def test_analytics_snapshots_wait_twenty_times_their_cost_between_the_configured_bounds():
+    """A snapshot is the whole KPI/anomaly state: a big one spaces out the next (at most ~5% of the time)."""
+    from sipscope.settings import WorkerSettings
+    from streams.app import snapshot_wait
+
+    w = WorkerSettings(snapshot_s=5.0, snapshot_max_s=60.0)
+    assert snapshot_wait(w, 0.1) == 5.0  # cheap: the configured interval
+    assert snapshot_wait(w, 1.0) == 20.0  # 1 s of work -> 20 s until the next
+    assert snapshot_wait(w, 10.0) == 60.0  # capped: input is held in memory until a snapshot covers it
+    assert snapshot_wait(WorkerSettings(snapshot_s=600.0, snapshot_max_s=60.0), 1.0) == 600.0  # never below snapshot_s
