@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sipscope.records import SipMessage
-from streams.anomaly.windows import Recent, oldest
+from streams.anomaly.windows import Recent
 
 NEW, RETRANS, DUP = 0, 1, 2
 ATTEMPT, PROVISIONAL, CHALLENGE, FINAL, ANSWER, END, TIMEOUT = range(7)
@@ -192,14 +192,22 @@ class InviteTracker:
         self.closed.expire(now)
         out: list[tuple[int, Call]] = []
         for table, wait in ((self.trying, self.ttl_s), (self.proceeding, self.invite_timeout_s)):
-            for cid in oldest(table, lambda c: c.last_ts + wait <= now):  # noqa: B023 - used at once
-                c = table.pop(cid)
+            while table:  # OrderedDicts: the first key in O(1)
+                cid = next(iter(table))
+                c = table[cid]
+                if c.last_ts + wait > now:
+                    break
+                del table[cid]
                 c.end_ts = c.last_ts + wait
                 self.closed.put(cid, c.end_ts, "")
                 out.append((TIMEOUT, c))
         active = self.active
-        for cid in oldest(active, lambda c: c.answer_ts + self.max_call_s <= now):
-            c = active.pop(cid)
+        while active:
+            cid = next(iter(active))
+            c = active[cid]
+            if c.answer_ts + self.max_call_s > now:
+                break
+            del active[cid]
             c.end_ts = c.answer_ts + self.max_call_s
             out.append((END, c))
         return out
