@@ -199,20 +199,25 @@ def test_each_scenario_gives_its_outcome_and_final_status(report, case):
             assert c["end_reason"] == "cancel" and c["hangup_by"] == "caller"
 
 
+SIPP_TICK_S = 0.002
+"""SIPp runs a pause from its loop's millisecond clock, read before the message that starts it was sent: a
+200 ms pause can end 199.7 ms after that message on the wire (seen in CI). Lower bounds allow for it."""
+
+
 def test_timings_follow_the_scenarios(report):
     by_case = {c.name: _calls_of(report, c) for c in CASES}
     for c in by_case["answered"]:
         # 180 at once, 200 ms of ringing, 1 s from ACK to BYE (loopback and scheduling add milliseconds;
         # the bounds leave room for a loaded CI machine)
         assert c["srd_success_ms"] is not None and c["srd_success_ms"] < 300
-        assert 0.2 <= c["ring_time_s"] < 0.6
+        assert 0.2 - SIPP_TICK_S <= c["ring_time_s"] < 0.6
         assert c["pdd_ms"] == c["srd_success_ms"]
-        assert 1.0 <= c["duration_s"] < 1.6
+        assert 1.0 - SIPP_TICK_S <= c["duration_s"] < 1.6
         assert c["hangup_by"] == "caller" and c["end_reason"] == "bye"
         assert c["sdd_ms"] is not None and c["sdd_ms"] < 300
         assert c["srd_failure_ms"] is None
     for c in by_case["no_answer_480"]:
-        assert 1.0 <= c["ring_time_s"] < 1.5
+        assert 1.0 - SIPP_TICK_S <= c["ring_time_s"] < 1.5
         assert 1000 <= c["srd_failure_ms"] < 1500
         assert c["pdd_ms"] < 300 and c["duration_s"] is None
     for c in by_case["busy"] + by_case["rejected"] + by_case["failed"]:
