@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from producers.metrics import CAPTURE_PACKETS, REJECTED, SIP_MESSAGES
 from producers.pcap_source import Payload
 from producers.sip_parser import SipParseError, parse_sip
-from producers.sip_record import NATIVE_RECORD, e164_memo, native_record, to_record
+from producers.sip_record import native_builder, to_record
 from producers.sinks import Sink
 from sipscope.numbers import NumberPlan
 from sipscope.records import Rejected, SipMessage
@@ -47,19 +47,26 @@ def records_from(payloads: Iterable[Payload], opts: Options, stats: Stats) -> It
     (the Prometheus counters are advanced in batches: a per-message ``inc()`` costs 5% of the path).
 
     With the native core installed, a message it handles becomes its record in one call
-    (:func:`~producers.sip_record.native_record`); the others go through ``parse_sip`` and ``to_record``.
+    (the builder of :func:`~producers.sip_record.native_builder`); the others go through ``parse_sip`` and
+    ``to_record``.
     """
     packets = CAPTURE_PACKETS.labels(opts.source)
     sipc = SIP_MESSAGES.labels(opts.source)
     plan, node, corr = opts.plan, opts.node, opts.correlation_headers
-    e164 = e164_memo(plan)
-    native = NATIVE_RECORD
+    builder = native_builder(tuple(corr), node, plan)
+    build = builder.build if builder is not None else None
     pending_p = pending_m = 0
     try:
         for p in payloads:
             pending_p += 1
-            rec = native_record(p.data, corr, p.ts, p.src_ip, p.src_port, p.dst_ip, p.dst_port, p.transport,
-                                node, e164) if native else None
+            rec = None
+            if build is not None:
+                try:
+                    rec = build(p.data, p.ts, p.src_ip, p.src_port, p.dst_ip, p.dst_port, p.transport)
+                except BaseException as exc:  # noqa: BLE001 - a panic in the core (a BaseException) or odd
+                    # arguments: the Python parser decides (as native_record does)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                        raise
             if rec is None:
                 try:
                     parsed = parse_sip(p.data, corr)

@@ -2,8 +2,8 @@
 
 :func:`to_record` builds the record from a :class:`~producers.sip_parser.ParsedSip`;
 :func:`native_record` is the capture fast path's ``to_record(parse_sip(data, ...), ...)`` in one call to
-the native core (``sipscope_sipcore.record``): the same record, without the ``ParsedSip``, its headers
-dict and body that the record does not use, and with the id hashed natively. It returns None when the
+the native core (``sipscope_sipcore.RecordBuilder``, see :func:`native_builder`): the same record, built
+natively without the ``ParsedSip``, its headers dict and body that the record does not use. It returns None when the
 core is not installed or declines the message; the caller then uses ``parse_sip`` and ``to_record``.
 """
 
@@ -16,11 +16,11 @@ from sipscope.numbers import NumberPlan, normalise
 from sipscope.records import SdpSummary, SipMessage, message_id
 
 try:  # the optional native core (producers/sipcore, built by `make setup`)
-    from sipscope_sipcore import record as _native_record
+    from sipscope_sipcore import RecordBuilder as _RecordBuilder
 except ImportError:  # pragma: no cover - depends on the installation
-    _native_record = None
+    _RecordBuilder = None
 
-NATIVE_RECORD: bool = _native_record is not None
+NATIVE_RECORD: bool = _RecordBuilder is not None
 """Whether :func:`native_record` can build records (the native core is installed)."""
 
 E164_MEMO_SIZE = 65536
@@ -78,17 +78,68 @@ def to_record(
         user_agent = p.user_agent if p.user_agent is not None else p.server
     else:
         user_agent = p.server if p.server is not None else p.user_agent
-    fields = (
-        message_id(node, ts, src_ip, src_port, dst_ip, dst_port, raw), p.is_request, p.method, p.status_code,
-        p.reason, p.ruri, p.ruri_user, p.call_id, p.cseq_num, p.cseq_method, p.from_display, p.from_user,
-        p.from_host, p.from_tag, p.to_display, p.to_user, p.to_host, p.to_tag, p.pai_user, p.diversion_user,
-        p.contact, user_agent, p.via_branch, p.via_count, p.max_forwards,
-        p.expires if p.expires is not None else p.contact_expires, p.auth_user, p.q850_cause, p.reason_text,
-        correlation_id or p.correlation_id, p.content_type, p.sdp, raw.decode("utf-8", "replace"),
-    )
-    m = _message(fields, ts, src_ip, src_port, dst_ip, dst_port, transport, node, e164_memo(plan))
+    e164 = e164_memo(plan)
+    # Required fields by keyword, the rest by attribute: msgspec binds 45 keywords ~3x slower.
+    m = SipMessage(ts=ts, src_ip=src_ip, src_port=src_port, dst_ip=dst_ip, dst_port=dst_port,
+                   transport=transport.lower(), is_request=p.is_request, call_id=p.call_id, cseq_num=p.cseq_num,
+                   cseq_method=p.cseq_method, raw=raw.decode("utf-8", "replace"))
+    m.id = message_id(node, ts, src_ip, src_port, dst_ip, dst_port, raw)
+    m.node = node
     m.direction = direction
+    m.method = p.method
+    m.status_code = p.status_code
+    m.reason = p.reason
+    m.ruri = p.ruri
+    m.ruri_user = p.ruri_user
+    m.from_display = p.from_display
+    m.from_user = p.from_user
+    m.from_host = p.from_host
+    m.from_tag = p.from_tag
+    m.to_display = p.to_display
+    m.to_user = p.to_user
+    m.to_host = p.to_host
+    m.to_tag = p.to_tag
+    m.pai_user = p.pai_user
+    m.diversion_user = p.diversion_user
+    for user, field in ((p.ruri_user, "ruri_user_e164"), (p.from_user, "from_user_e164"),
+                        (p.to_user, "to_user_e164"), (p.pai_user, "pai_user_e164"),
+                        (p.diversion_user, "diversion_user_e164")):
+        if user is not None:
+            setattr(m, field, e164[user])
+    m.contact = p.contact
+    m.user_agent = user_agent
+    m.via_branch = p.via_branch
+    m.via_count = p.via_count
+    m.max_forwards = p.max_forwards
+    m.expires = p.expires if p.expires is not None else p.contact_expires
+    m.auth_user = p.auth_user
+    m.q850_cause = p.q850_cause
+    m.reason_text = p.reason_text
+    m.correlation_id = correlation_id or p.correlation_id
+    m.content_type = p.content_type
+    m.sdp = p.sdp
     return m
+
+
+# Every optional field at its default: the native builder starts each record as a copy of these.
+_TEMPLATE = SipMessage(ts=0.0, src_ip="", src_port=0, dst_ip="", dst_port=0, transport="", is_request=False,
+                       call_id="", cseq_num=0, cseq_method="", raw="")
+_SDP_TEMPLATE = SdpSummary()
+
+
+@lru_cache(maxsize=64)
+def native_builder(correlation_headers: tuple[str, ...], node: str, plan: NumberPlan):
+    """The native core's record builder for one capture configuration, or None without the core.
+
+    ``builder.build(data, ts, src_ip, src_port, dst_ip, dst_port, transport)`` is
+    ``to_record(parse_sip(data, correlation_headers), ts=ts, ..., node=node, plan=e164.plan)`` in one call
+    (positional arguments: this is the per-message path), or None when the core declines the message. It
+    may raise on odd arguments, or panic (a BaseException): callers treat both as a decline.
+    """
+    if _RecordBuilder is None:
+        return None
+    return _RecordBuilder(_TEMPLATE, _SDP_TEMPLATE, e164_memo(plan), correlation_headers, node)
+
 
 def native_record(
     data: bytes,
@@ -103,83 +154,16 @@ def native_record(
     e164: E164Memo,
 ) -> SipMessage | None:
     """``to_record(parse_sip(data, correlation_headers), ts=ts, ..., node=node, plan=e164.plan)`` by the
-    native core in one call (positional arguments: this is the per-message path), or None when the core
-    is not installed or declines the message. ``e164`` is :func:`e164_memo` of the number plan.
+    native core in one call, or None when the core is not installed or declines the message. ``e164`` is
+    :func:`e164_memo` of the number plan. (The capture loop calls :func:`native_builder`'s ``build``.)
     """
-    if _native_record is None:
+    builder = native_builder(tuple(correlation_headers), node, e164.plan)
+    if builder is None:
         return None
     try:
-        fields = _native_record(data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port)
+        return builder.build(data, ts, src_ip, src_port, dst_ip, dst_port, transport)
     except BaseException as exc:  # noqa: BLE001 - as in parse_sip: a panic in the core (a BaseException) or
         # odd arguments; the Python path decides, bad input never stops a stage
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         return None
-    if fields is None:
-        return None
-    return _message(fields, ts, src_ip, src_port, dst_ip, dst_port, transport, node, e164)
-
-
-def _message(fields: tuple, ts: float, src_ip: str, src_port: int, dst_ip: str, dst_port: int, transport: str,
-             node: str, e164: E164Memo) -> SipMessage:
-    """The record from the values of one message in the native core's order (``sipscope_sipcore.record``;
-    :func:`to_record` builds the same tuple from a ``ParsedSip``). ``sdp`` is an :class:`SdpSummary` or the
-    core's ``(media_ip, audio_port, video_port, codecs, direction)``."""
-    (mid, is_request, method, status_code, reason, ruri, ruri_user, call_id, cseq_num, cseq_method,
-     from_display, from_user, from_host, from_tag, to_display, to_user, to_host, to_tag, pai_user,
-     diversion_user, contact, user_agent, via_branch, via_count, max_forwards, expires, auth_user,
-     q850_cause, reason_text, correlation_id, content_type, sdp, raw) = fields  # fmt: skip
-    # Required fields by keyword, the rest by attribute: msgspec binds 45 keywords ~3x slower.
-    m = SipMessage(
-        ts=ts,
-        src_ip=src_ip,
-        src_port=src_port,
-        dst_ip=dst_ip,
-        dst_port=dst_port,
-        transport=transport.lower(),
-        is_request=is_request,
-        call_id=call_id,
-        cseq_num=cseq_num,
-        cseq_method=cseq_method,
-        raw=raw,
-    )
-    m.id = mid
-    m.node = node
-    m.method = method
-    m.status_code = status_code
-    m.reason = reason
-    m.ruri = ruri
-    m.ruri_user = ruri_user
-    m.ruri_user_e164 = None if ruri_user is None else e164[ruri_user]
-    m.from_display = from_display
-    m.from_user = from_user
-    m.from_user_e164 = None if from_user is None else e164[from_user]
-    m.from_host = from_host
-    m.from_tag = from_tag
-    m.to_display = to_display
-    m.to_user = to_user
-    m.to_user_e164 = None if to_user is None else e164[to_user]
-    m.to_host = to_host
-    m.to_tag = to_tag
-    m.pai_user = pai_user
-    m.pai_user_e164 = None if pai_user is None else e164[pai_user]
-    m.diversion_user = diversion_user
-    m.diversion_user_e164 = None if diversion_user is None else e164[diversion_user]
-    m.contact = contact
-    m.user_agent = user_agent
-    m.via_branch = via_branch
-    m.via_count = via_count
-    m.max_forwards = max_forwards
-    m.expires = expires
-    m.auth_user = auth_user
-    m.q850_cause = q850_cause
-    m.reason_text = reason_text
-    m.correlation_id = correlation_id
-    m.content_type = content_type
-    if type(sdp) is tuple:
-        media_ip, audio_port, video_port, codecs, direction = sdp
-        sdp = SdpSummary(
-            media_ip=media_ip, audio_port=audio_port, video_port=video_port, codecs=codecs, direction=direction
-        )
-    m.sdp = sdp
-    return m

@@ -5,8 +5,8 @@ parser returns or declines (None) and lets Python parse the message. These tests
 ``parse_sip`` with ``parse_sip_python`` field by field (or error reason by error reason) on every SIP
 payload of the shared captures and on hypothesis-generated variants of real messages.
 
-The capture fast path's ``native_record`` (one call to the core: parse + record + id) is checked the same
-way against ``to_record(parse_sip_python(...))``.
+The capture fast path's ``native_record`` (one call to the core's ``RecordBuilder``: parse + id + the whole
+record) is checked the same way against ``to_record(parse_sip_python(...))``.
 """
 
 from __future__ import annotations
@@ -225,7 +225,8 @@ def test_native_message_id_equals_python(ts: float, node: str, src: tuple[str, i
 
 def test_native_record_declines_what_python_spells_differently() -> None:
     for ts in (float("nan"), float("inf"), float("-inf")):
-        assert sipcore.record(_BASE[2], (), "", ts, "192.0.2.10", 5060, "192.0.2.20", 5060) is None
+        assert native_record(_BASE[2], (), ts, "192.0.2.10", 5060, "192.0.2.20", 5060, "udp", "",
+                             e164_memo(NumberPlan())) is None
 
 
 @settings(max_examples=1500, deadline=None)

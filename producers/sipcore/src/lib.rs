@@ -5,10 +5,10 @@
 //! it does not reproduce exactly; the Python parser then handles the message. The contract is:
 //! a `None` is always allowed, a different result never is.
 //!
-//! `record(data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port)` is the capture
-//! fast path's `to_record(parse_sip(...), ...)` (`producers/sip_record.py: native_record`) in one call:
-//! the same parse, then only the values the `SipMessage` record needs, its id (`message_id`) and its
-//! `raw` text; it declines when `parse` does (and for a capture time that is not finite).
+//! `RecordBuilder(...).build(data, ts, src_ip, src_port, dst_ip, dst_port, transport)` is the capture
+//! fast path's `to_record(parse_sip(...), ...)` (`producers/sip_record.py: native_builder`) in one call:
+//! the same parse, then the `SipMessage` record itself, its id (`message_id`) and its `raw` text; it
+//! declines when `parse` does (and for a capture time that is not finite).
 //!
 //! What is declined (-> None), so that every rule below only has to hold for plain ASCII text:
 //! * a header block (start line .. CRLF CRLF) with any byte outside printable ASCII + HTAB, a CR
@@ -1606,78 +1606,174 @@ fn decode_utf8_replace<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py,
     }
 }
 
-/// The capture fast path's `to_record(parse_sip(data, correlation_headers), ts=ts, ...)` in one call:
-/// the `SipMessage` values that come from the message, in the record's field order -
-/// `(id, is_request, method, status_code, reason, ruri, ruri_user, call_id, cseq_num, cseq_method,
-/// from_display, from_user, from_host, from_tag, to_display, to_user, to_host, to_tag, pai_user,
-/// diversion_user, contact, user_agent, via_branch, via_count, max_forwards, expires, auth_user,
-/// q850_cause, reason_text, correlation_id, content_type, sdp, raw)` with `sdp` as in `parse` - or None
-/// whenever `parse` would decline (the caller then parses with `parse_sip` and builds with `to_record`).
-/// No headers dict, notes or body are made; the `*_e164` numbers are left to the caller.
-#[pyfunction]
-#[pyo3(signature = (data, correlation_headers, node, ts, src_ip, src_port, dst_ip, dst_port))]
-#[allow(clippy::too_many_arguments)]
-fn record<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    correlation_headers: Option<&Bound<'py, PyAny>>,
-    node: &str,
-    ts: f64,
-    src_ip: &str,
-    src_port: i64,
-    dst_ip: &str,
-    dst_port: i64,
-) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let Some(corr) = correlation_keys(correlation_headers)? else { return Ok(None) };
-    let Some(head) = scan(data) else { return Ok(None) };
-    let Some(p) = fill(data, &head, &corr) else { return Ok(None) };
-    let Some(id) = message_id(node, ts, src_ip, src_port, dst_ip, dst_port, data) else { return Ok(None) };
-    // to_record: User-Agent for requests and Server for responses, either when only one is there;
-    // the Expires header, else the first Contact's expires parameter
-    let user_agent = if p.is_request { p.user_agent.or(p.server) } else { p.server.or(p.user_agent) };
-    let expires = p.expires.or(p.contact_expires);
-    let items: [Bound<'py, PyAny>; 33] = [
-        PyString::new(py, &id).into_any(),
-        p.is_request.into_bound_py_any(py)?,
-        opt_str(py, p.method)?,
-        p.status_code.into_bound_py_any(py)?,
-        opt_str(py, p.reason)?,
-        opt_str(py, p.ruri)?,
-        opt_str(py, p.ruri_user)?,
-        p.call_id.into_bound_py_any(py)?,
-        p.cseq_num.into_bound_py_any(py)?,
-        p.cseq_method.into_bound_py_any(py)?,
-        opt_cow(py, &p.from.0)?,
-        opt_str(py, p.from.1)?,
-        opt_str(py, p.from.2)?,
-        opt_str(py, p.from.3)?,
-        opt_cow(py, &p.to.0)?,
-        opt_str(py, p.to.1)?,
-        opt_str(py, p.to.2)?,
-        opt_str(py, p.to.3)?,
-        opt_str(py, p.pai_user)?,
-        opt_str(py, p.diversion_user)?,
-        opt_str(py, p.contact)?,
-        opt_str(py, user_agent)?,
-        opt_str(py, p.via_branch)?,
-        p.via_count.into_bound_py_any(py)?,
-        p.max_forwards.into_bound_py_any(py)?,
-        expires.into_bound_py_any(py)?,
-        opt_cow(py, &p.auth_user)?,
-        p.q850_cause.into_bound_py_any(py)?,
-        opt_cow(py, &p.reason_text)?,
-        opt_cow(py, &p.correlation_id)?,
-        p.content_type.as_deref().into_bound_py_any(py)?,
-        sdp_tuple(py, &p.sdp)?,
-        decode_utf8_replace(py, data)?,
-    ];
-    Ok(Some(PyTuple::new(py, items)?))
+/// The capture fast path's `to_record(parse_sip(data, correlation_headers), ts=ts, ...)`: the same parse
+/// as `parse`, then the whole `SipMessage` record, its id (`message_id`) and its `raw` text made here, in
+/// one call per message and without the headers dict, notes or body that the record does not use.
+///
+/// `RecordBuilder(template, sdp_template, e164, correlation_headers, node)`: `template` is a `SipMessage`
+/// and `sdp_template` an `SdpSummary` with every optional field at its default; each record starts as a
+/// copy of the template (`__copy__`), then gets its values set as attributes, the optional ones only when
+/// present (the others keep the template's defaults). `e164` is the number plan's memo
+/// (`producers/sip_record.py: E164Memo`, a dict whose `__missing__` normalises), indexed with each raw
+/// user part. `build(data, ts, src_ip, src_port, dst_ip, dst_port, transport)` returns the record, or None
+/// whenever `parse` would decline or the capture time is not finite (the caller then parses with
+/// `parse_sip` and builds with `to_record`).
+#[pyclass(module = "sipscope_sipcore", frozen)]
+struct RecordBuilder {
+    copy: Py<PyAny>,
+    sdp_copy: Py<PyAny>,
+    e164: Py<PyAny>,
+    corr: Option<Vec<String>>,
+    node: Py<PyString>,
+    node_str: String,
+}
+
+fn set_opt<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>, s: Option<&str>) -> PyResult<()> {
+    match s {
+        Some(v) => obj.setattr(name, PyString::new(obj.py(), v)),
+        None => Ok(()),
+    }
+}
+
+fn set_num<'py, T: IntoPyObjectExt<'py>>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>, v: Option<T>) -> PyResult<()> {
+    match v {
+        Some(v) => obj.setattr(name, v.into_bound_py_any(obj.py())?),
+        None => Ok(()),
+    }
+}
+
+impl RecordBuilder {
+    /// Sets `name` (the raw user part) and `e164_name` (its E.164 form, when the plan gives one).
+    fn set_user<'py>(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyString>,
+        e164_name: &Bound<'py, PyString>,
+        user: Option<&str>,
+    ) -> PyResult<()> {
+        if let Some(u) = user {
+            let py = obj.py();
+            let raw = PyString::new(py, u);
+            let e = self.e164.bind(py).get_item(&raw)?;
+            obj.setattr(name, raw)?;
+            if !e.is_none() {
+                obj.setattr(e164_name, e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl RecordBuilder {
+    #[new]
+    #[pyo3(signature = (template, sdp_template, e164, correlation_headers, node))]
+    fn new(
+        template: &Bound<'_, PyAny>,
+        sdp_template: &Bound<'_, PyAny>,
+        e164: &Bound<'_, PyAny>,
+        correlation_headers: Option<&Bound<'_, PyAny>>,
+        node: &Bound<'_, PyString>,
+    ) -> PyResult<Self> {
+        let py = template.py();
+        Ok(RecordBuilder {
+            copy: template.getattr(intern!(py, "__copy__"))?.unbind(),
+            sdp_copy: sdp_template.getattr(intern!(py, "__copy__"))?.unbind(),
+            e164: e164.clone().unbind(),
+            corr: correlation_keys(correlation_headers)?,
+            node: node.clone().unbind(),
+            node_str: node.to_str()?.to_owned(),
+        })
+    }
+
+    /// The record of one message seen at `ts` from `src_ip:src_port` to `dst_ip:dst_port` over
+    /// `transport` (lower-cased like `_message`), or None when the core declines the message.
+    #[allow(clippy::too_many_arguments)]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        ts: &Bound<'py, PyAny>,
+        src_ip: &Bound<'py, PyString>,
+        src_port: &Bound<'py, PyAny>,
+        dst_ip: &Bound<'py, PyString>,
+        dst_port: &Bound<'py, PyAny>,
+        transport: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(corr) = &self.corr else { return Ok(None) };
+        let ts_f: f64 = ts.extract()?;
+        let sport: i64 = src_port.extract()?;
+        let dport: i64 = dst_port.extract()?;
+        let Some(head) = scan(data) else { return Ok(None) };
+        let Some(p) = fill(data, &head, corr) else { return Ok(None) };
+        let Some(id) = message_id(&self.node_str, ts_f, src_ip.to_str()?, sport, dst_ip.to_str()?, dport, data) else {
+            return Ok(None);
+        };
+        let m = self.copy.bind(py).call0()?;
+        m.setattr(intern!(py, "id"), PyString::new(py, &id))?;
+        m.setattr(intern!(py, "ts"), ts)?;
+        m.setattr(intern!(py, "src_ip"), src_ip)?;
+        m.setattr(intern!(py, "src_port"), src_port)?;
+        m.setattr(intern!(py, "dst_ip"), dst_ip)?;
+        m.setattr(intern!(py, "dst_port"), dst_port)?;
+        let t = transport.to_str()?;
+        if t.bytes().any(|c| c.is_ascii_uppercase()) || !t.is_ascii() {
+            m.setattr(intern!(py, "transport"), transport.call_method0(intern!(py, "lower"))?)?;
+        } else {
+            m.setattr(intern!(py, "transport"), transport)?;
+        }
+        if !self.node_str.is_empty() {
+            m.setattr(intern!(py, "node"), self.node.bind(py))?;
+        }
+        m.setattr(intern!(py, "is_request"), p.is_request.into_bound_py_any(py)?)?;
+        set_opt(&m, intern!(py, "method"), p.method)?;
+        set_num(&m, intern!(py, "status_code"), p.status_code)?;
+        set_opt(&m, intern!(py, "reason"), p.reason)?;
+        set_opt(&m, intern!(py, "ruri"), p.ruri)?;
+        self.set_user(&m, intern!(py, "ruri_user"), intern!(py, "ruri_user_e164"), p.ruri_user)?;
+        m.setattr(intern!(py, "call_id"), PyString::new(py, p.call_id))?;
+        m.setattr(intern!(py, "cseq_num"), p.cseq_num.into_bound_py_any(py)?)?;
+        m.setattr(intern!(py, "cseq_method"), PyString::new(py, p.cseq_method))?;
+        set_opt(&m, intern!(py, "from_display"), p.from.0.as_deref())?;
+        self.set_user(&m, intern!(py, "from_user"), intern!(py, "from_user_e164"), p.from.1)?;
+        set_opt(&m, intern!(py, "from_host"), p.from.2)?;
+        set_opt(&m, intern!(py, "from_tag"), p.from.3)?;
+        set_opt(&m, intern!(py, "to_display"), p.to.0.as_deref())?;
+        self.set_user(&m, intern!(py, "to_user"), intern!(py, "to_user_e164"), p.to.1)?;
+        set_opt(&m, intern!(py, "to_host"), p.to.2)?;
+        set_opt(&m, intern!(py, "to_tag"), p.to.3)?;
+        self.set_user(&m, intern!(py, "pai_user"), intern!(py, "pai_user_e164"), p.pai_user)?;
+        self.set_user(&m, intern!(py, "diversion_user"), intern!(py, "diversion_user_e164"), p.diversion_user)?;
+        set_opt(&m, intern!(py, "contact"), p.contact)?;
+        let user_agent = if p.is_request { p.user_agent.or(p.server) } else { p.server.or(p.user_agent) };
+        set_opt(&m, intern!(py, "user_agent"), user_agent)?;
+        set_opt(&m, intern!(py, "via_branch"), p.via_branch)?;
+        m.setattr(intern!(py, "via_count"), p.via_count.into_bound_py_any(py)?)?;
+        set_num(&m, intern!(py, "max_forwards"), p.max_forwards)?;
+        set_num(&m, intern!(py, "expires"), p.expires.or(p.contact_expires))?;
+        set_opt(&m, intern!(py, "auth_user"), p.auth_user.as_deref())?;
+        set_num(&m, intern!(py, "q850_cause"), p.q850_cause)?;
+        set_opt(&m, intern!(py, "reason_text"), p.reason_text.as_deref())?;
+        set_opt(&m, intern!(py, "correlation_id"), p.correlation_id.as_deref())?;
+        set_opt(&m, intern!(py, "content_type"), p.content_type.as_deref())?;
+        if let Some(s) = &p.sdp {
+            let sdp = self.sdp_copy.bind(py).call0()?;
+            set_opt(&sdp, intern!(py, "media_ip"), s.media_ip)?;
+            set_num(&sdp, intern!(py, "audio_port"), s.audio_port)?;
+            set_num(&sdp, intern!(py, "video_port"), s.video_port)?;
+            sdp.setattr(intern!(py, "codecs"), PyList::new(py, &s.codecs)?)?;
+            set_opt(&sdp, intern!(py, "direction"), s.direction)?;
+            m.setattr(intern!(py, "sdp"), sdp)?;
+        }
+        m.setattr(intern!(py, "raw"), decode_utf8_replace(py, data)?)?;
+        Ok(Some(m))
+    }
 }
 
 #[pymodule]
 fn sipscope_sipcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse, m)?)?;
-    m.add_function(wrap_pyfunction!(record, m)?)?;
+    m.add_class::<RecordBuilder>()?;
     Ok(())
 }
 
