@@ -139,29 +139,56 @@ def summarize(call: CallState, trunks: TrunkMap, *, final: bool, end_reason: str
     else:
         ring_end = call.cancel_ts or (call.bye_ts if call.early_bye else None) or call.final_ts
         dur_end = None
-    return CallSummary(
-        id=stable_id(call.call_id, start), call_id=call.call_id, correlation_id=call.correlation_id,
-        final=final, outcome=outcome, state=state, end_reason=end_reason,
-        start_ts=start, end_ts=call.end_ts,
-        caller=call.caller, caller_e164=call.caller_e164, callee=call.callee, callee_e164=call.callee_e164,
-        ruri=call.ruri, ruri_user=call.ruri_user, ruri_user_e164=call.ruri_user_e164,
-        pai_user=call.pai_user, pai_user_e164=call.pai_user_e164,
-        diversion_user=call.diversion_user, diversion_user_e164=call.diversion_user_e164,
-        src_ip=call.src_ip, dst_ip=call.dst_ip,
-        src_trunk=trunks.lookup(call.src_ip), dst_trunk=trunks.lookup(call.dst_ip),
-        hosts=list(call.hosts), caller_agent=call.caller_agent,
-        callee_agent=call.callee_agent or call.trying_agent,
-        invite_ts=start, first_provisional_ts=prov, ringing_ts=call.ringing_ts, answer_ts=call.answer_ts,
-        ack_ts=call.ack_ts, bye_ts=call.bye_ts, bye_ok_ts=call.bye_ok_ts, final_ts=call.final_ts,
-        final_status=call.final_status, final_reason=call.final_reason, q850_cause=call.q850_cause,
-        hangup_by=call.hangup_by,
-        srd_success_ms=_ms(start, prov if prov is not None else call.answer_ts) if answered else None,
-        srd_failure_ms=_ms(start, call.final_ts)
-        if not answered and outcomes.is_failure_response(call.final_status) else None,
-        sdd_ms=_ms(call.bye_ts, call.bye_ok_ts) if answered else None,
-        duration_s=_s(call.answer_ts, dur_end) if answered else None,
-        ring_time_s=_s(prov, ring_end) if prov is not None else None,
-        pdd_ms=_ms(start, prov if prov is not None else call.final_ts),
-        messages=call.messages, retransmissions=call.retransmissions, duplicates=call.duplicates,
-        codecs=list(call.codecs), answer_codecs=list(call.answer_codecs), nodes=list(call.nodes),
-    )
+    # Required fields by keyword, the rest by attribute: msgspec binds 50 keywords ~3x slower.
+    s = CallSummary(id=stable_id(call.call_id, start), call_id=call.call_id, outcome=outcome, start_ts=start,
+                    end_ts=call.end_ts)
+    s.correlation_id = call.correlation_id
+    s.final = final
+    s.state = state
+    s.end_reason = end_reason
+    s.caller = call.caller
+    s.caller_e164 = call.caller_e164
+    s.callee = call.callee
+    s.callee_e164 = call.callee_e164
+    s.ruri = call.ruri
+    s.ruri_user = call.ruri_user
+    s.ruri_user_e164 = call.ruri_user_e164
+    s.pai_user = call.pai_user
+    s.pai_user_e164 = call.pai_user_e164
+    s.diversion_user = call.diversion_user
+    s.diversion_user_e164 = call.diversion_user_e164
+    s.src_ip = call.src_ip
+    s.dst_ip = call.dst_ip
+    s.src_trunk = trunks.lookup(call.src_ip)
+    s.dst_trunk = trunks.lookup(call.dst_ip)
+    s.hosts = list(call.hosts)
+    s.caller_agent = call.caller_agent
+    s.callee_agent = call.callee_agent or call.trying_agent
+    s.invite_ts = start
+    s.first_provisional_ts = prov
+    s.ringing_ts = call.ringing_ts
+    s.answer_ts = call.answer_ts
+    s.ack_ts = call.ack_ts
+    s.bye_ts = call.bye_ts
+    s.bye_ok_ts = call.bye_ok_ts
+    s.final_ts = call.final_ts
+    s.final_status = call.final_status
+    s.final_reason = call.final_reason
+    s.q850_cause = call.q850_cause
+    s.hangup_by = call.hangup_by
+    if answered:
+        s.srd_success_ms = _ms(start, prov if prov is not None else call.answer_ts)
+        s.sdd_ms = _ms(call.bye_ts, call.bye_ok_ts)
+        s.duration_s = _s(call.answer_ts, dur_end)
+    elif outcomes.is_failure_response(call.final_status):
+        s.srd_failure_ms = _ms(start, call.final_ts)
+    if prov is not None:
+        s.ring_time_s = _s(prov, ring_end)
+    s.pdd_ms = _ms(start, prov if prov is not None else call.final_ts)
+    s.messages = call.messages
+    s.retransmissions = call.retransmissions
+    s.duplicates = call.duplicates
+    s.codecs = list(call.codecs)
+    s.answer_codecs = list(call.answer_codecs)
+    s.nodes = list(call.nodes)
+    return s

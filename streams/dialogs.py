@@ -237,19 +237,31 @@ class CallTracker:
         else:
             callee, callee_e164 = msg.ruri_user, msg.ruri_user_e164
         sdp = msg.sdp
-        call = CallState(
-            call_id=msg.call_id, start_ts=ts, end_ts=ts, caller_ip=msg.src_ip, from_tag=msg.from_tag,
-            inv_cseq=msg.cseq_num, txn_ts=ts,
-            caller=msg.from_user, caller_e164=msg.from_user_e164, callee=callee, callee_e164=callee_e164,
-            ruri=msg.ruri, ruri_user=msg.ruri_user, ruri_user_e164=msg.ruri_user_e164,
-            pai_user=msg.pai_user, pai_user_e164=msg.pai_user_e164,
-            diversion_user=msg.diversion_user, diversion_user_e164=msg.diversion_user_e164,
-            src_ip=msg.src_ip, dst_ip=msg.dst_ip, caller_agent=msg.user_agent,
-            codecs=list(sdp.codecs) if sdp is not None and sdp.codecs else [],
-            hosts=[_host(msg.src_ip, msg.src_port), _host(msg.dst_ip, msg.dst_port)],
-            nodes=[msg.node], messages=1,
-            seen={payload_hash(msg.raw): [ts, msg.node]},
-        )
+        # Required fields by keyword, the rest by attribute: msgspec binds 30 keywords ~3x slower.
+        call = CallState(call_id=msg.call_id, start_ts=ts, end_ts=ts, caller_ip=msg.src_ip)
+        call.from_tag = msg.from_tag
+        call.inv_cseq = msg.cseq_num
+        call.txn_ts = ts
+        call.caller = msg.from_user
+        call.caller_e164 = msg.from_user_e164
+        call.callee = callee
+        call.callee_e164 = callee_e164
+        call.ruri = msg.ruri
+        call.ruri_user = msg.ruri_user
+        call.ruri_user_e164 = msg.ruri_user_e164
+        call.pai_user = msg.pai_user
+        call.pai_user_e164 = msg.pai_user_e164
+        call.diversion_user = msg.diversion_user
+        call.diversion_user_e164 = msg.diversion_user_e164
+        call.src_ip = msg.src_ip
+        call.dst_ip = msg.dst_ip
+        call.caller_agent = msg.user_agent
+        if sdp is not None and sdp.codecs:
+            call.codecs = list(sdp.codecs)
+        call.hosts = [_host(msg.src_ip, msg.src_port), _host(msg.dst_ip, msg.dst_port)]
+        call.nodes = [msg.node]
+        call.messages = 1
+        call.seen = {payload_hash(msg.raw): [ts, msg.node]}
         self._calls[call.call_id] = call
         self.stats["opened"] += 1
         self._link(call, msg)

@@ -35,9 +35,16 @@ from typing import Any
 _ANONYMOUS = frozenset({"anonymous", "unknown", "restricted", "unavailable", "private", "anonymous.invalid"})
 
 
-def numbers(*values: str | None) -> frozenset[str]:
-    """The set of usable numbers/users among ``values`` (None, empty and anonymous ones dropped)."""
-    return frozenset(v for v in values if v and v.lower() not in _ANONYMOUS)
+def numbers(a: str | None, b: str | None) -> frozenset[str]:
+    """The set of usable numbers/users among ``a`` and ``b`` (None, empty and anonymous ones dropped)."""
+    a_ok = a and a.lower() not in _ANONYMOUS
+    b_ok = b and b.lower() not in _ANONYMOUS
+    if a_ok:
+        return frozenset((a, b)) if b_ok else frozenset((a,))
+    return frozenset((b,)) if b_ok else _NONE
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 class _Candidate:
