@@ -1622,7 +1622,7 @@ fn decode_utf8_replace<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py,
 struct RecordBuilder {
     copy: Py<PyAny>,
     sdp_copy: Py<PyAny>,
-    e164: Py<PyAny>,
+    e164: Py<PyDict>,
     corr: Option<Vec<String>>,
     node: Py<PyString>,
     node_str: String,
@@ -1654,7 +1654,12 @@ impl RecordBuilder {
         if let Some(u) = user {
             let py = obj.py();
             let raw = PyString::new(py, u);
-            let e = self.e164.bind(py).get_item(&raw)?;
+            let memo = self.e164.bind(py);
+            // a hit straight from the dict; `memo[raw]` (the subclass's `__missing__`) only on a miss
+            let e = match memo.get_item(&raw)? {
+                Some(e) => e,
+                None => memo.as_any().get_item(&raw)?,
+            };
             obj.setattr(name, raw)?;
             if !e.is_none() {
                 obj.setattr(e164_name, e)?;
@@ -1679,7 +1684,7 @@ impl RecordBuilder {
         Ok(RecordBuilder {
             copy: template.getattr(intern!(py, "__copy__"))?.unbind(),
             sdp_copy: sdp_template.getattr(intern!(py, "__copy__"))?.unbind(),
-            e164: e164.clone().unbind(),
+            e164: e164.cast::<PyDict>()?.clone().unbind(),
             corr: correlation_keys(correlation_headers)?,
             node: node.clone().unbind(),
             node_str: node.to_str()?.to_owned(),
