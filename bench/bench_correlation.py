@@ -13,7 +13,10 @@ The garbage collector runs with the thresholds the ``sipscope`` commands set (se
 with sngrep, the dialog viewer carriers use for the same question, run in batch mode
 (``sngrep -I F -N -q -c -l LIMIT -O out.pcap``: reads the capture, builds its call dialogs and writes the calls
 out; CPU of the sngrep process; LIMIT = ten times the capture's messages, because sngrep skips every dialog after
-its limit, 20,000 by default): messages per CPU-second over the capture's SIP messages, median of ``--repeat``.
+its limit, 20,000 by default): messages per CPU-second over the capture's SIP messages. Each of ``--repeat``
+rounds runs ours in a fresh process (CPU of the job, Python's start-up and imports not counted), then sngrep;
+the table gives each one's median and the median of the rounds' ratios (this machine's speed drifts by 20-30%
+within minutes, so only turns taken side by side compare).
 tshark's command line has no call correlation (its VoIP calls view is in the GUI only).
 """
 
@@ -23,6 +26,7 @@ import argparse
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,8 +72,26 @@ def bench(path: Path, repeat: int) -> dict:
             "us_per_msg_median": round(median / len(messages) * 1e6, 2) if messages else None}
 
 
-def whole_job(path: Path, repeat: int) -> list[tuple[str, int, float]]:
-    """(name, SIP messages, median CPU s) of read + parse + correlate: ours and sngrep's batch mode."""
+def job_cpu(path: str) -> float:
+    """CPU seconds of one whole job, read + parse + correlate, in this process (imports not counted)."""
+    import producers.cli  # noqa: F401 - the modules load_messages imports when called
+    import producers.pipeline  # noqa: F401
+    from sipscope.cli import tune_gc
+
+    settings = Settings()
+    tune_gc(settings.gc_young_threshold)
+    gc.collect()
+    t0 = time.process_time()
+    run_engine(load_messages(path, settings))
+    return time.process_time() - t0
+
+
+def whole_job(path: Path, repeat: int) -> tuple[list[tuple[str, int, float]], float | None]:
+    """Read + parse + correlate, ours and sngrep's batch mode, ``repeat`` rounds of one fresh process each,
+    taking turns (so that both see the same moments of a noisy machine).
+
+    Returns ``(rows, ratio)``: rows of (name, SIP messages, median CPU s), and the median over the rounds of
+    sngrep's CPU over ours in the same round (None without sngrep)."""
     import shutil
     import tempfile
 
@@ -77,30 +99,31 @@ def whole_job(path: Path, repeat: int) -> list[tuple[str, int, float]]:
 
     settings = Settings()
     n = len(load_messages(str(path), settings))
-    ours = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.process_time()
-        run_engine(load_messages(str(path), settings))
-        ours.append(time.process_time() - t0)
-    rows = [("sipscope: read + parse + correlate (streams.analyze's path)", n, statistics.median(ours))]
     sngrep = shutil.which("sngrep")
-    if sngrep:
-        # sngrep keeps at most -l dialogs (20,000 by default) and skips every later one; the limit also sizes
-        # its hash tables. Give it room for every message of the capture, ten times over (the fastest of
-        # the limits tried on the carrier mix), and check from its output that it kept every call.
-        limit = max(20_000, 10 * n)
-        cpu = []
-        with tempfile.TemporaryDirectory() as tmp:
-            out = f"{tmp}/calls.pcap"
-            for _ in range(repeat):
+    # sngrep keeps at most -l dialogs (20,000 by default) and skips every later one; the limit also sizes
+    # its hash tables. Give it room for every message of the capture, ten times over (the fastest of
+    # the limits tried on the carrier mix), and check from its output that it kept every call.
+    limit = max(20_000, 10 * n)
+    ours: list[float] = []
+    theirs: list[float] = []
+    ours_cmd = [sys.executable, "-c", "import sys; from bench.bench_correlation import job_cpu; "
+                f"print(job_cpu(sys.argv[1]))", str(path)]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/calls.pcap"
+        for _ in range(repeat):
+            ours.append(float(subprocess.run(ours_cmd, capture_output=True, text=True, check=True,
+                                             cwd=ROOT).stdout.split()[-1]))
+            if sngrep:
                 _out, c, _wall = run_child([sngrep, "-I", str(path), "-N", "-q", "-c", "-l", str(limit), "-O", out])
-                cpu.append(c)
-            kept = load_messages(out, settings)
-        rows.append((f"sngrep -I F -N -q -c -l {limit} -O calls.pcap", n, statistics.median(cpu)))
-        print(f"  sngrep kept {len({m.call_id for m in kept}):,} dialogs, {len(kept):,} of the {n:,} SIP messages "
-              f"of {path.name}", file=sys.stderr)
-    return rows
+                theirs.append(c)
+        kept = load_messages(out, settings) if sngrep else []
+    rows = [("sipscope: read + parse + correlate (streams.analyze's path)", n, statistics.median(ours))]
+    if not sngrep:
+        return rows, None
+    rows.append((f"sngrep -I F -N -q -c -l {limit} -O calls.pcap", n, statistics.median(theirs)))
+    print(f"  sngrep kept {len({m.call_id for m in kept}):,} dialogs, {len(kept):,} of the {n:,} SIP messages "
+          f"of {path.name}", file=sys.stderr)
+    return rows, statistics.median(t / o for o, t in zip(ours, theirs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"best {r['msgs_per_s_best']:,} msg/s over {r['repeat']} runs")
     if args.peers:
         print("\n| capture | read + parse + correlate | SIP messages | CPU s (median) | msgs per CPU-second "
-              "| sipscope's rate / this rate |")
+              "| sipscope's rate / this rate (median of the rounds) |")
         print("|---|---|---:|---:|---:|---:|")
         for p in paths:
-            rows = whole_job(p, args.repeat)
+            rows, ratio = whole_job(p, args.repeat)
             for name, n, cpu in rows:
-                ratio = "1" if name == rows[0][0] else f"{cpu / rows[0][2]:.2f}"
-                print(f"| {p.name} | {name} | {n:,} | {cpu:.3f} | {n / cpu:,.0f} | {ratio} |")
+                shown = "1" if name == rows[0][0] else f"{ratio:.2f}"
+                print(f"| {p.name} | {name} | {n:,} | {cpu:.3f} | {n / cpu:,.0f} | {shown} |")
     return 0 if all((r["msgs_per_s_median"] or 0) >= GOAL for r in results) else 1
 
 
