@@ -232,6 +232,7 @@ class CallTracker:
     def _open(self, msg: SipMessage) -> CallState:
         ts = msg.ts
         to_user = msg.to_user
+        callee: str | None
         if to_user:
             callee, callee_e164 = to_user, msg.to_user_e164
         else:

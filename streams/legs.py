@@ -37,11 +37,9 @@ _ANONYMOUS = frozenset({"anonymous", "unknown", "restricted", "unavailable", "pr
 
 def numbers(a: str | None, b: str | None) -> frozenset[str]:
     """The set of usable numbers/users among ``a`` and ``b`` (None, empty and anonymous ones dropped)."""
-    a_ok = a and a.lower() not in _ANONYMOUS
-    b_ok = b and b.lower() not in _ANONYMOUS
-    if a_ok:
-        return frozenset((a, b)) if b_ok else frozenset((a,))
-    return frozenset((b,)) if b_ok else _NONE
+    if a and a.lower() not in _ANONYMOUS:
+        return frozenset((a, b)) if b and b.lower() not in _ANONYMOUS else frozenset((a,))
+    return frozenset((b,)) if b and b.lower() not in _ANONYMOUS else _NONE
 
 
 _NONE: frozenset[str] = frozenset()
