@@ -101,13 +101,15 @@ def retimed(payloads: Iterable[Payload], shift: float) -> Iterator[Payload]:
         yield p
 
 
-PACE_SLACK_S = 0.002
+PACE_SLACK_S = 0.02
 """``realtime`` replay sleeps only once it is this far ahead of the capture's clock: a packet leaves at most
-2 ms early, and a busy link costs a few hundred wake-ups a second instead of one per packet."""
+20 ms early (its capture time is in the record, so nothing downstream sees the difference), and a busy link
+costs at most 50 wake-ups a second instead of one per packet. Against 2 ms, replaying 60 s of the 700 CPS
+mix (259,781 messages) took 11.1 instead of 14.8 CPU s, side by side (at full speed: 8.3 s)."""
 
 
 def paced(payloads: Iterable[Payload], speed: str) -> Iterator[Payload]:
-    """``max``: as fast as possible; ``realtime``: keep the capture's gaps between packets (to 2 ms)."""
+    """``max``: as fast as possible; ``realtime``: keep the capture's gaps between packets (to 20 ms)."""
     if speed == "max":
         yield from payloads
         return
