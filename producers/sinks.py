@@ -78,10 +78,11 @@ class JsonlSink:
     ) -> None:
         self._out = _Output(out)
         self._rejected = _Output(rejected) if rejected is not None else self._out
+        self._published = PUBLISHED.labels(sink=self.name)  # labels() per record cost 8% of a capture
 
     def publish(self, msg: SipMessage) -> None:
         self._out.write_line(records.encode(msg))
-        PUBLISHED.labels(sink=self.name).inc()
+        self._published.inc()
 
     def reject(self, rej: Rejected) -> None:
         self._rejected.write_line(records.encode(rej))
@@ -106,10 +107,11 @@ class MemorySink:
         self.messages: list[SipMessage] = []
         self.rejected: list[Rejected] = []
         self.closed = False
+        self._published = PUBLISHED.labels(sink=self.name)
 
     def publish(self, msg: SipMessage) -> None:
         self.messages.append(msg)
-        PUBLISHED.labels(sink=self.name).inc()
+        self._published.inc()
 
     def reject(self, rej: Rejected) -> None:
         self.rejected.append(rej)

@@ -259,3 +259,21 @@ def test_sdp_bodies_native_equals_python(lines: list[bytes], eol: bytes) -> None
         + str(len(body)).encode() + b"\r\n\r\n" + body
     )
     assert _same_record(msg) == _same(msg)
+
+
+def test_native_records_share_no_mutable_value() -> None:
+    """The builder starts every record as a copy of one template record: two records (and their SDP
+    summaries) must not share a list or dict, or changing one record would change the other."""
+    e164 = e164_memo(NumberPlan())
+    a, b = (native_record(_BASE[0], CORRELATION, ts, "192.0.2.10", 5060, "192.0.2.20", 5060, "udp", "n", e164)
+            for ts in (1.0, 2.0))
+    assert a is not None and b is not None and a.sdp is not None and b.sdp is not None
+    assert a.sdp.codecs == b.sdp.codecs and a.sdp.codecs
+    pairs = [(a, b, SipMessage.__struct_fields__), (a.sdp, b.sdp, type(a.sdp).__struct_fields__)]
+    for x, y, fields in pairs:
+        for f in fields:
+            vx = getattr(x, f)
+            if isinstance(vx, (list, dict, set)):
+                assert vx is not getattr(y, f), f
+    a.sdp.codecs.append("X/1")
+    assert "X/1" not in b.sdp.codecs
