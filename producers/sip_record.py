@@ -3,8 +3,9 @@
 :func:`to_record` builds the record from a :class:`~producers.sip_parser.ParsedSip`;
 :func:`native_record` is the capture fast path's ``to_record(parse_sip(data, ...), ...)`` in one call to
 the native core (``sipscope_sipcore.RecordBuilder``, see :func:`native_builder`): the same record, built
-natively without the ``ParsedSip``, its headers dict and body that the record does not use. It returns None when the
-core is not installed or declines the message; the caller then uses ``parse_sip`` and ``to_record``.
+natively, without the ``ParsedSip``, its headers dict and body that the record does not use. It returns
+None when the core is not installed or declines the message; the caller then uses ``parse_sip`` and
+``to_record``.
 """
 
 from __future__ import annotations
