@@ -12,8 +12,8 @@ rounds is kept. The parser memoises its pure address/URI/SDP sub-parsers (see pr
 "Speed"): the first line is measured with the memos emptied before every message (the worst case),
 the others pass by pass in capture order, each pass from empty memos, and the memo hit ratios of one
 pass are printed. ``parse_sip`` uses the native core (producers/sipcore) when it is installed; the
-``parse_sip_python`` lines time the pure-Python parser side by side, and the ``native_record`` lines the
-one-call parse + record (+ id) of the capture fast path (``producers.pipeline.records_from``). The embedded samples are one
+``parse_sip_python`` lines time the pure-Python parser side by side, and the ``native RecordBuilder`` lines
+the one-call parse + record (+ id) of the capture fast path (``producers.pipeline.records_from``). The embedded samples are one
 dialog, so their hits are those of one call; captures of load generators
 (SIPp) reuse the same URIs and SDP in every call and hit more than real traffic.
 """
@@ -42,7 +42,7 @@ from producers.sip_parser import (
     parse_sip,
     parse_sip_python,
 )
-from producers.sip_record import NATIVE_RECORD, e164_memo, native_record, to_record
+from producers.sip_record import NATIVE_RECORD, native_builder, to_record
 from sipscope import records
 from sipscope.numbers import NumberPlan
 
@@ -242,11 +242,12 @@ def main() -> None:
     def parse_record_json(m: bytes) -> object:
         return records.encode(parse_record(m))
 
-    e164 = e164_memo(plan)
+    builder = native_builder(tuple(CORRELATION), "bench", plan)
+    build = builder.build if builder is not None else None
 
-    def one_call(m: bytes) -> object:
-        return native_record(m, CORRELATION, 1_700_000_000.123456, "192.0.2.101", 5060, "192.0.2.201", 5060,
-                             "udp", "bench", e164) or parse_record(m)
+    def one_call(m: bytes) -> object:  # the capture loop's path (producers/pipeline.py: records_from)
+        rec = build(m, 1_700_000_000.123456, "192.0.2.101", 5060, "192.0.2.201", 5060, "udp") if build else None
+        return rec or parse_record(m)
 
     def one_call_json(m: bytes) -> object:
         return records.encode(one_call(m))
@@ -271,7 +272,7 @@ def main() -> None:
         ("+ JSON encode", parse_record_json, False),
     )
     if NATIVE_RECORD:
-        runs += (("native_record", one_call, False), ("+ JSON encode", one_call_json, False))
+        runs += (("native RecordBuilder", one_call, False), ("+ JSON encode", one_call_json, False))
     for name, fn, cold in runs:
         r = rate(fn, good, args.rounds, args.seconds, cold)
         print(f"{name:24s} {r:10,.0f} msg/s per core   {1e6 / r:6.2f} us/msg")
