@@ -89,8 +89,8 @@ class CallState(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     messages: int = 0
     retransmissions: int = 0
     duplicates: int = 0
-    seen: dict[int, tuple[float | str, ...]] = {}
-    """Payload hash -> (time of last transmission, capture nodes that reported it...)."""
+    seen: dict[int, list[float | str]] = {}
+    """Payload hash -> [time of last transmission, capture nodes that reported it]."""
     next_interim: float = 0.0
 
     def to_state(self) -> dict[str, Any]:

@@ -262,7 +262,7 @@ class CallTracker:
         call.hosts = [_host(msg.src_ip, msg.src_port), _host(msg.dst_ip, msg.dst_port)]
         call.nodes = [msg.node]
         call.messages = 1
-        call.seen = {payload_hash(msg.raw): (ts, msg.node)}
+        call.seen = {payload_hash(msg.raw): [ts, msg.node]}
         self._calls[call.call_id] = call
         self.stats["opened"] += 1
         self._link(call, msg)

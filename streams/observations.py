@@ -1,9 +1,7 @@
 """Is this observation a new message, a retransmission, or the same packet seen again?
 
-Per Call-ID the engines keep ``seen``: payload hash -> ``(ts, node, node...)`` of the last *transmission*
-of that payload and the capture nodes that reported it (a tuple of atoms: Python's garbage collector stops
-tracking it at its first collection, so the open calls' many entries cost it nothing; a list restored from
-a snapshot is accepted alike).
+Per Call-ID the engines keep ``seen``: payload hash -> ``[ts, node, node...]`` of the last *transmission*
+of that payload and the capture nodes that reported it.
 
 * **duplicate**: the same bytes reported again for the same transmission: by another node within
   ``dedup_window_s`` (two capture points, heplify-server's ~500 ms), or by the same node within
@@ -35,27 +33,27 @@ def payload_hash(raw: str) -> int:
     return (len(data) << 32) | crc32(data)
 
 
-def classify(seen: dict[int, tuple], h: int, ts: float, node: str, window: float, same_node_window: float) -> int:
+def classify(seen: dict[int, list], h: int, ts: float, node: str, window: float, same_node_window: float) -> int:
     """Classify one observation and record it in ``seen`` (see the module docstring)."""
     prev = seen.get(h)
     if prev is None:
-        seen[h] = (ts, node)
+        seen[h] = [ts, node]
         return NEW
     dt = ts - prev[0]
     if dt < 0:
         dt = -dt
     if dt < same_node_window:
         if node not in prev:
-            seen[h] = (*prev, node)
+            prev.append(node)
         return DUPLICATE
     if dt < window and node not in prev:
-        seen[h] = (*prev, node)
+        prev.append(node)
         return DUPLICATE
-    seen[h] = (ts, node)
+    seen[h] = [ts, node]
     return RETRANSMISSION
 
 
-def prune(seen: dict[int, tuple], older_than: float) -> None:
+def prune(seen: dict[int, list], older_than: float) -> None:
     """Forget transmissions older than ``older_than`` (retransmissions stop after 32 s, Timer B/F/H)."""
     for h in [h for h, v in seen.items() if v[0] < older_than]:
         del seen[h]

@@ -64,7 +64,7 @@ class RegState(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     final_ts: float | None = None
     final_to_ua: bool = False
     expires_granted: int | None = None
-    seen: dict[int, tuple[float | str, ...]] = {}
+    seen: dict[int, list[float | str]] = {}
 
     def to_state(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
@@ -209,7 +209,7 @@ class RegistrationTracker:
             aor=_aor(msg), user=msg.to_user, user_e164=msg.to_user_e164, contact=msg.contact,
             expires_req=msg.expires, user_agent=msg.user_agent, auth_user=msg.auth_user,
             src_ip=msg.src_ip, src_port=msg.src_port, dst_ip=msg.dst_ip,
-            seen={payload_hash(msg.raw): (ts, msg.node)},
+            seen={payload_hash(msg.raw): [ts, msg.node]},
         )
         self._regs[reg.call_id] = reg
         self.stats["opened"] += 1
