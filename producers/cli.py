@@ -33,6 +33,18 @@ def file_payloads(path: str, keylog: str | None, settings: Settings, counters=No
     return iter(PcapSource(path, ports=settings.capture.sip_ports, counters=counters))
 
 
+def file_records(path: str, keylog: str | None, settings: Settings, opts, stats, counters):
+    """Records (and rejections) of a capture file: :func:`file_payloads` through ``records_from``, or
+    the native core's pcap path (:mod:`producers.native_pcap`, the same records) when it applies."""
+    if keylog:
+        from producers.pipeline import records_from
+
+        return records_from(file_payloads(path, keylog, settings, counters), opts, stats)
+    from producers.native_pcap import file_records as native_file_records
+
+    return native_file_records(path, opts, stats, ports=settings.capture.sip_ports, counters=counters)
+
+
 def last_capture_time(path: str) -> float | None:
     from producers.pcapfile import open_capture
 
@@ -45,7 +57,7 @@ def last_capture_time(path: str) -> float | None:
 
 def _cmd_parse(args) -> int:
     from producers.pcap_source import Counters
-    from producers.pipeline import Stats, records_from
+    from producers.pipeline import Stats
     from sipscope import records
     from sipscope.records import SipMessage
 
@@ -53,7 +65,7 @@ def _cmd_parse(args) -> int:
     stats, counters = Stats(), Counters()
     out = sys.stdout.buffer
     try:
-        for rec in records_from(file_payloads(args.file, args.keylog, settings, counters), _options(settings, "parse"), stats):
+        for rec in file_records(args.file, args.keylog, settings, _options(settings, "parse"), stats, counters):
             if type(rec) is SipMessage or args.rejected:
                 out.write(records.encode(rec) + b"\n")
     except Exception as exc:  # noqa: BLE001 - one clear line for a file we cannot read at all

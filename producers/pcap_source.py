@@ -122,17 +122,29 @@ class PcapSource:
             timeout=tcp_timeout,
         )
         self.sctp = SctpReassembler(self.counters)
+        self.frame = 0
+        """Packets read so far (the frame number of the last one)."""
+        self.next_sweep = float("-inf")
+        """Capture time of the next timeout sweep of the reassembly tables."""
 
     def __iter__(self) -> Iterator[Payload]:
+        packets = self.packets if self.packets is not None else open_capture(self.path, self.counters)
+        yield from self.payloads_of(packets)
+        yield from self.finish()
+
+    def payloads_of(self, packets: Iterable[tuple[float, int, bytes, int]]) -> Iterator[Payload]:
+        """The payloads of these packets (the next ones of the capture); :meth:`finish` ends the capture.
+
+        The native pcap path (:mod:`producers.native_pcap`) hands the packets it cannot finish alone to
+        this, one at a time, between the records it builds itself."""
         counters = self.counters
         ports = self.ports
         sip_only = self.sip_only
         fragments = self.fragments
-        next_sweep = float("-inf")
-        frame = 0
+        next_sweep = self.next_sweep
+        frame = self.frame
         n_udp = 0
         try:
-            packets = self.packets if self.packets is not None else open_capture(self.path, counters)
             for ts, linktype, data, _orig_len in packets:
                 frame += 1
                 try:
@@ -148,7 +160,7 @@ class PcapSource:
                     continue
                 if ts >= next_sweep:
                     next_sweep = ts + _SWEEP_EVERY
-                    self._sweep(ts)
+                    self.sweep(ts)
                 proto, src, dst, sport, dport, payload, seq, flags = d
                 if proto == UDP:
                     if sport in ports or dport in ports:
@@ -168,14 +180,19 @@ class PcapSource:
                     yield from self._sctp(ts, frame, src, dst, sport, dport, payload)
                 else:
                     counters["bad_fragment"] += 1  # a fragment inside a reassembled datagram
-            fragments.flush()
-            self.sctp.flush()
-            for st in self.tcp.flush():
-                yield from self._close(st, st.ts, frame)
         finally:
-            counters["packets"] += frame
+            counters["packets"] += frame - self.frame
+            self.frame = frame
+            self.next_sweep = next_sweep
             if n_udp:
                 counters["payloads_udp"] += n_udp
+
+    def finish(self) -> Iterator[Payload]:
+        """End of the capture: what the reassembly tables still hold."""
+        self.fragments.flush()
+        self.sctp.flush()
+        for st in self.tcp.flush():
+            yield from self._close(st, st.ts, self.frame)
 
     # -- TCP ------------------------------------------------------------------------------------
 
@@ -374,7 +391,8 @@ class PcapSource:
 
     # -- timeouts -------------------------------------------------------------------------------
 
-    def _sweep(self, now: float) -> None:
+    def sweep(self, now: float) -> None:
+        """Expire what the reassembly tables kept longer than their timeouts (every second of capture time)."""
         self.fragments.expire(now)
         for st in self.tcp.expire(now):
             if st.buf and st.skip_reason is None and st.buf.strip(b"\r\n"):

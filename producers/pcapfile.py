@@ -110,6 +110,38 @@ class CaptureReader:
         self.close()
         return iter(())
 
+    def pcap_layout(self) -> tuple[bool, bool, int, int] | None:
+        """``(big_endian, nanoseconds, record_header_length, linktype)`` of a classic pcap file, else None.
+
+        With :meth:`pcap_buffers`, for a reader of the records other than this class's iteration (the
+        native core's, :mod:`producers.native_pcap`); the file is read either way, never both."""
+        if self.format != "pcap":
+            return None
+        head = self._head
+        magic_le = struct.unpack_from("<I", head)[0]
+        endian = "<" if magic_le in (PCAP_USEC, PCAP_NSEC, PCAP_KUZNETZOV) else ">"
+        magic, network = struct.unpack_from(endian + "I", head)[0], struct.unpack_from(endian + "I", head, 20)[0]
+        linktype = network & 0xFFFF  # the upper bits announce an FCS and its length
+        self.linktypes.add(linktype)
+        return (endian == ">", magic == PCAP_NSEC, 24 if magic == PCAP_KUZNETZOV else 16, linktype)
+
+    def pcap_buffers(self, hlen: int) -> Iterator[tuple[bytes, int]]:
+        """``(buf, off)``: the file's records from the first one, one chunk after another; ``send(off)``
+        the offset where the records of ``buf`` stop being whole (it keeps the tail). Ends at the end of
+        the file, counting ``truncated_file`` when it ends inside a record; closes the file."""
+        try:
+            buf, off = self._head[24:], 0
+            while True:
+                off = yield buf, off
+                buf, off = _refill(self._f, buf, off, hlen)
+                if buf is None:
+                    self._count("truncated_file")
+                    return
+                if not buf:
+                    return
+        finally:
+            self._f.close()
+
     def close(self) -> None:
         self._f.close()
 

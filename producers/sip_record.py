@@ -36,13 +36,16 @@ class E164Memo(dict):
     """
 
     __slots__ = ("plan",)
+    size = E164_MEMO_SIZE
+    """Entries before it starts over (the native core's builder, which fills it for the usual digit forms
+    without calling ``__missing__``, reads it here)."""
 
     def __init__(self, plan: NumberPlan) -> None:
         super().__init__()
         self.plan = plan
 
     def __missing__(self, user: str) -> str | None:
-        if len(self) >= E164_MEMO_SIZE:
+        if len(self) >= self.size:
             self.clear()
         e164 = self[user] = normalise(user, self.plan)
         return e164

@@ -1,7 +1,7 @@
 """``sipscope analyze FILE``: the streaming engines run offline over one capture, no servers.
 
-Messages come from the capture code (``producers.cli.file_payloads`` + ``producers.pipeline.records_from``,
-SipMessage records only), sorted by capture time (stable: equal times keep capture order), then fed to
+Messages come from the capture code (``producers.cli.file_records``: ``producers.pipeline.records_from``
+or the native pcap path; SipMessage records only), sorted by capture time (stable: equal times keep capture order), then fed to
 the :class:`~streams.engine.Correlator`; :meth:`~streams.engine.Correlator.flush_all` closes what is
 still open at the end of the capture (``end_reason="capture_end"``).
 
@@ -67,16 +67,15 @@ class Report:
 def load_messages(path: str, settings: Settings, keylog: str | None = None,
                   counters: dict[str, Any] | None = None) -> list[SipMessage]:
     """Every SIP message of a capture file, sorted by capture time (stable)."""
-    from producers.cli import file_payloads
+    from producers.cli import file_records
     from producers.pcap_source import Counters
-    from producers.pipeline import Options, Stats, records_from
+    from producers.pipeline import Options, Stats
     from sipscope.numbers import NumberPlan
 
     opts = Options(plan=NumberPlan.from_settings(settings.numbering), node=settings.node,
                    correlation_headers=tuple(settings.correlation_headers), stage="analyze", source="analyze")
     stats, skipped = Stats(), Counters()
-    msgs = [r for r in records_from(file_payloads(path, keylog, settings, skipped), opts, stats)
-            if type(r) is SipMessage]
+    msgs = [r for r in file_records(path, keylog, settings, opts, stats, skipped) if type(r) is SipMessage]
     msgs.sort(key=lambda m: m.ts)
     if counters is not None:
         counters["input"] = stats.as_dict() | {"skipped": dict(skipped)}

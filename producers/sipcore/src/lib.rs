@@ -1626,6 +1626,39 @@ struct RecordBuilder {
     corr: Option<Vec<String>>,
     node: Py<PyString>,
     node_str: String,
+    plan: Option<Plan>,
+    memo_size: usize,
+}
+
+/// `sipscope/numbers.py: NumberPlan`, for `normalise` of the usual user part: ASCII digits, or `+` and
+/// ASCII digits (which `normalise` hands to `_e164` as they are). Every other form is left to Python.
+struct Plan {
+    country_code: String,
+    trunk_prefix: String,
+    international_prefix: String,
+}
+
+impl Plan {
+    /// `normalise(user, plan)` when `user` is ASCII digits or `+` then ASCII digits, else None (not handled).
+    fn digits_e164(&self, user: &str) -> Option<String> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        if let Some(rest) = user.strip_prefix('+') {
+            return digits(rest).then(|| rest.to_owned());
+        }
+        if !digits(user) {
+            return None;
+        }
+        // _e164: the international prefix, then the trunk prefix, each only before a digit 1-9
+        let nonzero_after = |p: &str| user.starts_with(p) && matches!(user.as_bytes().get(p.len()), Some(b'1'..=b'9'));
+        let (intl, trunk) = (&self.international_prefix, &self.trunk_prefix);
+        if !intl.is_empty() && nonzero_after(intl) {
+            return Some(user[intl.len()..].to_owned());
+        }
+        if !trunk.is_empty() && nonzero_after(trunk) {
+            return Some(format!("{}{}", self.country_code, &user[trunk.len()..]));
+        }
+        Some(user.to_owned())
+    }
 }
 
 fn set_opt<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>, s: Option<&str>) -> PyResult<()> {
@@ -1643,90 +1676,22 @@ fn set_num<'py, T: IntoPyObjectExt<'py>>(obj: &Bound<'py, PyAny>, name: &Bound<'
 }
 
 impl RecordBuilder {
-    /// Sets `name` (the raw user part) and `e164_name` (its E.164 form, when the plan gives one).
-    fn set_user<'py>(
-        &self,
-        obj: &Bound<'py, PyAny>,
-        name: &Bound<'py, PyString>,
-        e164_name: &Bound<'py, PyString>,
-        user: Option<&str>,
-    ) -> PyResult<()> {
-        if let Some(u) = user {
-            let py = obj.py();
-            let raw = PyString::new(py, u);
-            let memo = self.e164.bind(py);
-            // a hit straight from the dict; `memo[raw]` (the subclass's `__missing__`) only on a miss
-            let e = match memo.get_item(&raw)? {
-                Some(e) => e,
-                None => memo.as_any().get_item(&raw)?,
-            };
-            obj.setattr(name, raw)?;
-            if !e.is_none() {
-                obj.setattr(e164_name, e)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[pymethods]
-impl RecordBuilder {
-    #[new]
-    #[pyo3(signature = (template, sdp_template, e164, correlation_headers, node))]
-    fn new(
-        template: &Bound<'_, PyAny>,
-        sdp_template: &Bound<'_, PyAny>,
-        e164: &Bound<'_, PyAny>,
-        correlation_headers: Option<&Bound<'_, PyAny>>,
-        node: &Bound<'_, PyString>,
-    ) -> PyResult<Self> {
-        let py = template.py();
-        Ok(RecordBuilder {
-            copy: template.getattr(intern!(py, "__copy__"))?.unbind(),
-            sdp_copy: sdp_template.getattr(intern!(py, "__copy__"))?.unbind(),
-            e164: e164.cast::<PyDict>()?.clone().unbind(),
-            corr: correlation_keys(correlation_headers)?,
-            node: node.clone().unbind(),
-            node_str: node.to_str()?.to_owned(),
-        })
-    }
-
-    /// The record of one message seen at `ts` from `src_ip:src_port` to `dst_ip:dst_port` over
-    /// `transport` (lower-cased like `_message`), or None when the core declines the message.
-    #[allow(clippy::too_many_arguments)]
-    fn build<'py>(
-        &self,
-        py: Python<'py>,
-        data: &[u8],
-        ts: &Bound<'py, PyAny>,
-        src_ip: &Bound<'py, PyString>,
-        src_port: &Bound<'py, PyAny>,
-        dst_ip: &Bound<'py, PyString>,
-        dst_port: &Bound<'py, PyAny>,
-        transport: &Bound<'py, PyString>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    /// The record of one message (`build`'s work once its arguments are known).
+    fn make<'py>(&self, py: Python<'py>, data: &[u8], w: &Wire<'_, 'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(corr) = &self.corr else { return Ok(None) };
-        let ts_f: f64 = ts.extract()?;
-        let sport: i64 = src_port.extract()?;
-        let dport: i64 = dst_port.extract()?;
         let Some(head) = scan(data) else { return Ok(None) };
         let Some(p) = fill(data, &head, corr) else { return Ok(None) };
-        let Some(id) = message_id(&self.node_str, ts_f, src_ip.to_str()?, sport, dst_ip.to_str()?, dport, data) else {
+        let Some(id) = message_id(&self.node_str, w.ts, w.src_ip.to_str()?, w.src_port, w.dst_ip.to_str()?, w.dst_port, data) else {
             return Ok(None);
         };
         let m = self.copy.bind(py).call0()?;
         m.setattr(intern!(py, "id"), PyString::new(py, &id))?;
-        m.setattr(intern!(py, "ts"), ts)?;
-        m.setattr(intern!(py, "src_ip"), src_ip)?;
-        m.setattr(intern!(py, "src_port"), src_port)?;
-        m.setattr(intern!(py, "dst_ip"), dst_ip)?;
-        m.setattr(intern!(py, "dst_port"), dst_port)?;
-        let t = transport.to_str()?;
-        if t.bytes().any(|c| c.is_ascii_uppercase()) || !t.is_ascii() {
-            m.setattr(intern!(py, "transport"), transport.call_method0(intern!(py, "lower"))?)?;
-        } else {
-            m.setattr(intern!(py, "transport"), transport)?;
-        }
+        m.setattr(intern!(py, "ts"), w.ts_obj)?;
+        m.setattr(intern!(py, "src_ip"), w.src_ip)?;
+        m.setattr(intern!(py, "src_port"), w.src_port_obj)?;
+        m.setattr(intern!(py, "dst_ip"), w.dst_ip)?;
+        m.setattr(intern!(py, "dst_port"), w.dst_port_obj)?;
+        m.setattr(intern!(py, "transport"), w.transport)?;
         if !self.node_str.is_empty() {
             m.setattr(intern!(py, "node"), self.node.bind(py))?;
         }
@@ -1773,6 +1738,275 @@ impl RecordBuilder {
         m.setattr(intern!(py, "raw"), decode_utf8_replace(py, data)?)?;
         Ok(Some(m))
     }
+
+    /// Sets `name` (the raw user part) and `e164_name` (its E.164 form, when the plan gives one).
+    fn set_user<'py>(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyString>,
+        e164_name: &Bound<'py, PyString>,
+        user: Option<&str>,
+    ) -> PyResult<()> {
+        if let Some(u) = user {
+            let py = obj.py();
+            let raw = PyString::new(py, u);
+            let memo = self.e164.bind(py);
+            // a hit straight from the dict; `memo[raw]` (the subclass's `__missing__`) only on a miss
+            let e = match memo.get_item(&raw)? {
+                Some(e) => e,
+                None => match self.plan.as_ref().filter(|_| self.memo_size > 0).and_then(|plan| plan.digits_e164(u)) {
+                    // `E164Memo.__missing__` for the usual form, digits or + digits, without calling it
+                    Some(e) => {
+                        if memo.len() >= self.memo_size {
+                            memo.clear();
+                        }
+                        let e = PyString::new(py, &e).into_any();
+                        memo.set_item(&raw, &e)?;
+                        e
+                    }
+                    None => memo.as_any().get_item(&raw)?,
+                },
+            };
+            obj.setattr(name, raw)?;
+            if !e.is_none() {
+                obj.setattr(e164_name, e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl RecordBuilder {
+    #[new]
+    #[pyo3(signature = (template, sdp_template, e164, correlation_headers, node))]
+    fn new(
+        template: &Bound<'_, PyAny>,
+        sdp_template: &Bound<'_, PyAny>,
+        e164: &Bound<'_, PyAny>,
+        correlation_headers: Option<&Bound<'_, PyAny>>,
+        node: &Bound<'_, PyString>,
+    ) -> PyResult<Self> {
+        let py = template.py();
+        Ok(RecordBuilder {
+            copy: template.getattr(intern!(py, "__copy__"))?.unbind(),
+            sdp_copy: sdp_template.getattr(intern!(py, "__copy__"))?.unbind(),
+            e164: e164.cast::<PyDict>()?.clone().unbind(),
+            corr: correlation_keys(correlation_headers)?,
+            node: node.clone().unbind(),
+            node_str: node.to_str()?.to_owned(),
+            plan: match e164.getattr(intern!(py, "plan")) {
+                Ok(plan) => Some(Plan {
+                    country_code: plan.getattr(intern!(py, "country_code"))?.extract()?,
+                    trunk_prefix: plan.getattr(intern!(py, "trunk_prefix"))?.extract()?,
+                    international_prefix: plan.getattr(intern!(py, "international_prefix"))?.extract()?,
+                }),
+                Err(_) => None,
+            },
+            memo_size: e164.getattr(intern!(py, "size")).and_then(|v| v.extract()).unwrap_or(0),
+        })
+    }
+
+    /// The record of one message seen at `ts` from `src_ip:src_port` to `dst_ip:dst_port` over
+    /// `transport` (lower-cased like `_message`), or None when the core declines the message.
+    #[allow(clippy::too_many_arguments)]
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        ts: &Bound<'py, PyAny>,
+        src_ip: &Bound<'py, PyString>,
+        src_port: &Bound<'py, PyAny>,
+        dst_ip: &Bound<'py, PyString>,
+        dst_port: &Bound<'py, PyAny>,
+        transport: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let ts_f: f64 = ts.extract()?;
+        let sport: i64 = src_port.extract()?;
+        let dport: i64 = dst_port.extract()?;
+        let t = transport.to_str()?;
+        let transport = if t.bytes().any(|c| c.is_ascii_uppercase()) || !t.is_ascii() {
+            transport.call_method0(intern!(py, "lower"))?
+        } else {
+            transport.clone().into_any()
+        };
+        let w = Wire { ts: ts_f, ts_obj: ts, src_ip, src_port: sport, src_port_obj: src_port, dst_ip,
+                       dst_port: dport, dst_port_obj: dst_port, transport: &transport };
+        self.make(py, data, &w)
+    }
+
+    /// Classic pcap records of `buf` from `off` (one refill of `producers/pcapfile.py`'s reader), through
+    /// `netdecode.decode`'s fast path (Ethernet or Linux cooked, IPv4 without options, not a fragment,
+    /// UDP) and `PcapSource`'s UDP rules, into records, until the first packet this cannot finish alone.
+    ///
+    /// `layout` = `(big_endian, nanoseconds, record_header_length, linktype)`; `ports` the SIP ports
+    /// (a frozenset); `next_sweep` the capture time of `PcapSource`'s next timeout sweep.
+    /// Returns `(records, off, next_sweep, sweep, fallback, status, frames, keepalive, not_sip)`:
+    /// * `records`: the SipMessage records of the packets handled here, in capture order;
+    /// * `off`: where the next call starts (after `fallback`, when there is one);
+    /// * `sweep`: None, or the capture time of the last sweep a handled packet triggered (run it before
+    ///   `fallback`: handled packets never touch the fragment or TCP tables);
+    /// * `fallback`: None, or `(ts, data, orig_len)` of the packet that stopped the batch, for the Python
+    ///   path: any other link or network layer, a fragment, TCP, SCTP, a message the core declines;
+    /// * `status`: 0 = `buf` ends (refill and call again), 1 = `corrupt_file` (a record over 256 KiB);
+    /// * `frames`, `keepalive`, `not_sip`: counts of the packets handled here (keep-alives on a SIP
+    ///   port and non-SIP UDP elsewhere are dropped and counted as `PcapSource` does).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn build_pcap<'py>(
+        &self,
+        py: Python<'py>,
+        buf: &[u8],
+        off: usize,
+        layout: (bool, bool, usize, u32),
+        ports: &Bound<'py, PyAny>,
+        next_sweep: f64,
+    ) -> PyResult<(Bound<'py, PyList>, usize, f64, Option<f64>, Option<(f64, Bound<'py, PyAny>, u32)>, u8, usize, usize, usize)> {
+        let (big, nsec, hlen, linktype) = layout;
+        let scale = if nsec { 1e-9 } else { 1e-6 };
+        let ports: std::collections::HashSet<u16> = ports.try_iter()?.map(|p| p?.extract::<u16>()).collect::<PyResult<_>>()?;
+        let cooked: Option<(usize, usize)> = match linktype {
+            1 => None,
+            113 => Some((14, 16)),
+            276 => Some((0, 20)),
+            _ => return Err(pyo3::exceptions::PyValueError::new_err("linktype without a fast path")),
+        };
+        let u32_at = |b: &[u8], i: usize| -> u32 {
+            let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+            if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+        };
+        let be16 = |b: &[u8], i: usize| -> u16 { u16::from_be_bytes([b[i], b[i + 1]]) };
+        let records = PyList::empty(py);
+        let udp = intern!(py, "udp").clone().into_any();
+        let mut addrs: std::collections::HashMap<[u8; 4], Bound<'py, PyString>> = std::collections::HashMap::new();
+        let mut port_objs: std::collections::HashMap<u16, Bound<'py, PyAny>> = std::collections::HashMap::new();
+        let (mut frames, mut keepalive, mut not_sip) = (0usize, 0usize, 0usize);
+        let mut next_sweep = next_sweep;
+        let mut sweep: Option<f64> = None;
+        let mut off = off;
+        let n = buf.len();
+        while off + hlen <= n {
+            let sec = u32_at(buf, off);
+            let frac = u32_at(buf, off + 4);
+            let caplen = u32_at(buf, off + 8) as usize;
+            let origlen = u32_at(buf, off + 12);
+            if caplen > MAX_PACKET {
+                return Ok((records, off, next_sweep, sweep, None, 1, frames, keepalive, not_sip));
+            }
+            let start = off + hlen;
+            let end = start + caplen;
+            if end > n {
+                break;
+            }
+            let data = &buf[start..end];
+            let ts = sec as f64 + frac as f64 * scale;
+            let fallback = |py: Python<'py>| -> (f64, Bound<'py, PyAny>, u32) {
+                (ts, pyo3::types::PyBytes::new(py, data).into_any(), origlen)
+            };
+            // netdecode.decode's fast path: header offset of the IPv4 packet, or the Python path
+            let ip = match cooked {
+                None if data.len() >= 42 && be16(data, 12) == 0x0800 => Some(14),
+                Some((eo, o)) if data.len() >= o + 28 && data[eo] == 8 && data[eo + 1] == 0 => Some(o),
+                _ => None,
+            };
+            let udp_payload = ip.and_then(|o| {
+                let total = be16(data, o + 2) as usize;
+                let frag = be16(data, o + 6);
+                let dport = be16(data, o + 22);
+                let ulen = be16(data, o + 24) as usize;
+                let ok = data[o] == 0x45 && data[o + 9] == 17 && frag & 0x3FFF == 0 && 8 <= ulen
+                    && ulen + 20 <= total && o + total <= data.len() && dport != 4789;
+                ok.then(|| (o, be16(data, o + 20), dport, &data[o + 28..o + 20 + ulen]))
+            });
+            let Some((o, sport, dport, payload)) = udp_payload else {
+                return Ok((records, end, next_sweep, sweep, Some(fallback(py)), 0, frames, keepalive, not_sip));
+            };
+            // PcapSource: the sweep check of every decoded packet (applied once the packet is handled
+            // here; a packet left to the Python path gets it there), then its UDP rules
+            let swept = ts >= next_sweep;
+            if ports.contains(&sport) || ports.contains(&dport) {
+                if payload.len() <= 8 && payload.iter().all(|c| matches!(c, b'\r' | b'\n' | 0 | b' ')) {
+                    if swept {
+                        (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
+                    }
+                    keepalive += 1;
+                    frames += 1;
+                    off = end;
+                    continue;
+                }
+            } else if !looks_like_sip(payload) {
+                if swept {
+                    (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
+                }
+                not_sip += 1;
+                frames += 1;
+                off = end;
+                continue;
+            }
+            let mut addr = |b: &[u8]| -> Bound<'py, PyString> {
+                let k = [b[0], b[1], b[2], b[3]];
+                addrs.entry(k).or_insert_with(|| PyString::new(py, &format!("{}.{}.{}.{}", k[0], k[1], k[2], k[3]))).clone()
+            };
+            let src_ip = addr(&data[o + 12..o + 16]);
+            let dst_ip = addr(&data[o + 16..o + 20]);
+            let mut port = |p: u16| -> PyResult<Bound<'py, PyAny>> {
+                if let Some(v) = port_objs.get(&p) {
+                    return Ok(v.clone());
+                }
+                let v = p.into_bound_py_any(py)?;
+                port_objs.insert(p, v.clone());
+                Ok(v)
+            };
+            let sport_obj = port(sport)?;
+            let dport_obj = port(dport)?;
+            let ts_obj = pyo3::types::PyFloat::new(py, ts).into_any();
+            let w = Wire { ts, ts_obj: &ts_obj, src_ip: &src_ip, src_port: sport as i64, src_port_obj: &sport_obj,
+                           dst_ip: &dst_ip, dst_port: dport as i64, dst_port_obj: &dport_obj, transport: &udp };
+            // a panic or an error in the core: the Python path decides, as for `build`
+            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make(py, payload, &w)));
+            let Ok(Ok(Some(rec))) = made else {
+                return Ok((records, end, next_sweep, sweep, Some(fallback(py)), 0, frames, keepalive, not_sip));
+            };
+            records.append(rec)?;
+            if swept {
+                (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
+            }
+            frames += 1;
+            off = end;
+        }
+        Ok((records, off, next_sweep, sweep, None, 0, frames, keepalive, not_sip))
+    }
+}
+
+/// Where and when one message was seen (the arguments of `build`, as Rust values and Python objects).
+struct Wire<'a, 'py> {
+    ts: f64,
+    ts_obj: &'a Bound<'py, PyAny>,
+    src_ip: &'a Bound<'py, PyString>,
+    src_port: i64,
+    src_port_obj: &'a Bound<'py, PyAny>,
+    dst_ip: &'a Bound<'py, PyString>,
+    dst_port: i64,
+    dst_port_obj: &'a Bound<'py, PyAny>,
+    transport: &'a Bound<'py, PyAny>,
+}
+
+/// `producers/pcapfile.py: MAX_PACKET`.
+const MAX_PACKET: usize = 262_144;
+/// `producers/pcap_source.py: _SWEEP_EVERY`.
+const SWEEP_EVERY: f64 = 1.0;
+
+/// `producers/pcap_source.py: looks_like_sip`: a SIP status line, or a request line ending in `SIP/2.0`.
+fn looks_like_sip(p: &[u8]) -> bool {
+    if p.is_empty() || !p[0].is_ascii_uppercase() {
+        return false;
+    }
+    if p.len() >= 8 && &p[..8] == b"SIP/2.0 " {
+        return true;
+    }
+    let Some(eol) = p[..p.len().min(2048)].iter().position(|&c| c == b'\n') else { return false };
+    // Python: end = eol - 1 if payload[eol - 1] == 13 else eol (eol >= 1 here: p[0] is a letter)
+    let end = if p[eol - 1] == 13 { eol - 1 } else { eol };
+    end >= 8 && &p[end - 8..end] == b" SIP/2.0"
 }
 
 #[pymodule]
