@@ -277,3 +277,57 @@ def test_native_records_share_no_mutable_value() -> None:
                 assert vx is not getattr(y, f), f
     a.sdp.codecs.append("X/1")
     assert "X/1" not in b.sdp.codecs
+
+
+_SDP = b"v=0\r\nc=IN IP4 10.0.0.9\r\nm=audio 4000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\n"
+_ISUP = b"\x01\x00\x49\x00\x00\x03\x02\x00\x07\x04\x10\x00\x33\x63\x21\x43\x00\x00"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(['multipart/mixed;boundary=unique-boundary-1', 'multipart/mixed; boundary="b1"',
+                     'Multipart/Signed; BOUNDARY = "--secret_NGlk=="; protocol="x"', "multipart/mixed;boundary=a,b",
+                     'multipart/mixed;boundary=""x', 'multipart/mixed;boundary="b\\"1"', "multipart/mixed",
+                     'multipart/alternative;boundary="b1";x=1', "multipart/mixed;boundary=;boundary=b1"]),
+    st.lists(st.sampled_from([
+        ("application/sdp", _SDP), ("application/isup; version=itu-t92+", _ISUP), ("text/plain", b"hello"),
+        ("multipart/mixed; boundary=inner", b"--inner\r\nContent-Type: application/sdp\r\n\r\n" + _SDP + b"\r\n--inner--"),
+        ("multipart/mixed; boundary=inner", b"--inner\r\nc: text/plain\r\n\r\nx\r\n--inner--"),
+        ("application/SDPx", _SDP.replace(b"10.0.0.9", b"10.0.0.7")), ("application/sdp", "é".encode()),
+    ]), max_size=4),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.sampled_from(["Content-Type", "c", "content-TYPE "]),
+    st.booleans(),
+)
+def test_multipart_bodies_native_equals_python(ctype: str, parts: list[tuple[str, bytes]], eol: bytes, name: str,
+                                               closed: bool) -> None:
+    """Multipart bodies (SIP-I ISUP beside SDP, STIR/SHAKEN signatures, nested multipart): the core finds the
+    same SDP part as the Python parser (or declines)."""
+    import re
+
+    m = re.search(r'boundary\s*=\s*"?([^";]*)', ctype, re.IGNORECASE)
+    boundary = (m.group(1) if m else "b1").encode()
+    body = b""
+    for ptype, content in parts:
+        body += b"--" + boundary + eol + f"{name}: {ptype}".encode() + eol + eol + content + eol
+    if closed:
+        body += b"--" + boundary + b"--" + eol
+    msg = (
+        b"INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=b\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n"
+        b"Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Type: " + ctype.encode() + b"\r\nContent-Length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    assert _same_record(msg) == _same(msg)
+
+
+def test_multipart_sdp_is_read_natively() -> None:
+    """A SIP-I INVITE (SDP + ISUP): the core reads it and finds the SDP part."""
+    body = (b"--b1\r\nContent-Type: application/sdp\r\n\r\n" + _SDP + b"\r\n--b1\r\nContent-Type: application/isup\r\n"
+            b"\r\n" + _ISUP + b"\r\n--b1--\r\n")
+    msg = (b"INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=b\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n"
+           b"Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Type: multipart/mixed;boundary=b1\r\nContent-Length: "
+           + str(len(body)).encode() + b"\r\n\r\n" + body)
+    assert _same(msg) is True
+    rec = native_record(msg, CORRELATION, 1.0, "192.0.2.10", 5060, "192.0.2.20", 5060, "udp", "", e164_memo(NumberPlan()))
+    assert rec is not None and rec.sdp is not None
+    assert (rec.sdp.media_ip, rec.sdp.audio_port, rec.sdp.codecs) == ("10.0.0.9", 4000, ["PCMA/8000", "PCMU/8000"])

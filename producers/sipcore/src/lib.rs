@@ -18,7 +18,7 @@
 //!   name that is empty or has inner LWS (`malformed_header_line`);
 //! * every error condition (missing Call-ID/CSeq, bad CSeq, bad/too large Content-Length, ...);
 //! * header blocks over 16 KiB (after the start line), a lenient-only (`_LENIENT`) address form;
-//! * multipart bodies with bytes, non-ASCII SDP bodies, non-ASCII correlation header names.
+//! * non-ASCII SDP bodies (multipart parts too), non-ASCII correlation header names.
 //!
 //! Each helper below mirrors one Python function / regular expression of sip_parser.py (named in
 //! its doc comment), including the backtracking behaviour of the regex on ASCII input.
@@ -1432,13 +1432,135 @@ fn fill<'h>(data: &'h [u8], head: &'h Head<'h>, corr: &[String]) -> Option<Parse
                     let text = std::str::from_utf8(body).ok()?;
                     p.sdp = Some(sdp_fields(text));
                 } else if media_type.starts_with("multipart/") {
-                    return None;
+                    p.sdp = multipart_sdp(&data[body_start..body_start + body_len], ctype, 0).ok()?;
                 }
             }
             p.content_type = Some(media_type);
         }
     }
     Some(parsed)
+}
+
+/// Position of `needle` in `hay` from `start` (`bytes.find`).
+fn find_bytes(hay: &[u8], needle: &[u8], start: usize) -> Option<usize> {
+    if start > hay.len() {
+        return None;
+    }
+    if needle.is_empty() {
+        return Some(start);
+    }
+    hay[start..].windows(needle.len()).position(|w| w == needle).map(|i| i + start)
+}
+
+/// `_quoted_param(_BOUNDARY, content_type)`, regex `;[ \t]*boundary[ \t]*=[ \t]*(?:"([^"]+)"|([^\s;]+))`,
+/// IGNORECASE, searched: the quoted value unescaped, else the token (which may start with a quote).
+fn boundary_param(ctype: &str) -> Option<Cow<'_, str>> {
+    let b = ctype.as_bytes();
+    for i in 0..b.len() {
+        if b[i] != b';' {
+            continue;
+        }
+        let mut j = skip_ws(b, i + 1);
+        if !(j + 8 <= b.len() && b[j..j + 8].eq_ignore_ascii_case(b"boundary")) {
+            continue;
+        }
+        j = skip_ws(b, j + 8);
+        if !(j < b.len() && b[j] == b'=') {
+            continue;
+        }
+        j = skip_ws(b, j + 1);
+        if j < b.len() && b[j] == b'"' {
+            if let Some(q) = ctype[j + 1..].find('"') {
+                if q > 0 {
+                    return Some(unquote(&ctype[j + 1..j + 1 + q]));
+                }
+            }
+        }
+        let st = j;
+        while j < b.len() && !(is_py_space(b[j]) || b[j] == b';') {
+            j += 1;
+        }
+        if j > st {
+            return Some(Cow::Borrowed(&ctype[st..j]));
+        }
+    }
+    None
+}
+
+/// `_header_end(part, 0)`: (index of the blank line ending the headers, its length).
+fn part_header_end(data: &[u8]) -> Option<(usize, usize)> {
+    let eol = data.iter().position(|&c| c == b'\n')?;
+    if eol > 0 && data[eol - 1] == b'\r' {
+        if let Some(end) = find_bytes(data, b"\r\n\r\n", eol - 1) {
+            return Some((end, 4));
+        }
+    }
+    find_bytes(data, b"\n\n", eol).map(|end| (end, 2))
+}
+
+/// Regexes `_PART_SDP` / `_PART_MULTIPART`: `^(?:content-type|c)[ \t]*:[ \t]*` then `prefix`, IGNORECASE,
+/// MULTILINE, searched in a part's headers; the index just after the colon's blanks of the first match.
+fn part_content_type(headers: &[u8], prefix: &[u8]) -> Option<usize> {
+    let mut line = 0;
+    loop {
+        for name in [&b"content-type"[..], &b"c"[..]] {
+            let mut j = line;
+            if j + name.len() <= headers.len() && headers[j..j + name.len()].eq_ignore_ascii_case(name) {
+                j = skip_ws(headers, j + name.len());
+                if j < headers.len() && headers[j] == b':' {
+                    j = skip_ws(headers, j + 1);
+                    if j + prefix.len() <= headers.len() && headers[j..j + prefix.len()].eq_ignore_ascii_case(prefix) {
+                        return Some(j);
+                    }
+                }
+            }
+        }
+        line += headers[line..].iter().position(|&c| c == b'\n')? + 1;
+    }
+}
+
+/// `_multipart_sdp`: the SDP summary of the first application/sdp part of a multipart body (one level of
+/// nesting). `Err` declines (a part that is not ASCII; Python decodes it as latin-1).
+fn multipart_sdp<'a>(body: &'a [u8], ctype: &str, depth: u32) -> Result<Option<Sdp<'a>>, ()> {
+    let Some(boundary) = boundary_param(ctype) else { return Ok(None) };
+    if boundary.is_empty() || depth > 1 {
+        return Ok(None);
+    }
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(boundary.as_bytes());
+    let mut pos = find_bytes(body, &delim, 0);
+    while let Some(at) = pos {
+        let start = at + delim.len();
+        if body.get(start..start + 2) == Some(&b"--"[..]) {
+            break;
+        }
+        let nxt = find_bytes(body, &delim, start);
+        let part = &body[start.min(body.len())..nxt.unwrap_or(body.len())];
+        if let Some((he, sep)) = part_header_end(part) {
+            let (headers, mut content) = (&part[..he], &part[he + sep..]);
+            if content.ends_with(b"\r\n") {
+                content = &content[..content.len() - 2];
+            }
+            if part_content_type(headers, b"application/sdp").is_some() {
+                if !content.is_ascii() {
+                    return Err(());
+                }
+                return Ok(Some(sdp_fields(std::str::from_utf8(content).map_err(|_| ())?)));
+            }
+            if let Some(j) = part_content_type(headers, b"multipart/") {
+                let end = headers[j..].iter().position(|&c| c == b'\r' || c == b'\n').map_or(headers.len(), |e| j + e);
+                let nested = &headers[j..end];
+                if !nested.is_ascii() {
+                    return Err(());
+                }
+                if let Some(found) = multipart_sdp(content, std::str::from_utf8(nested).map_err(|_| ())?, depth + 1)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        pos = nxt;
+    }
+    Ok(None)
 }
 
 fn get_borrowed<'h>(headers: &'h Headers<'h>, key: &str) -> Option<&'h str> {
