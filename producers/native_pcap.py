@@ -1,24 +1,27 @@
-"""Classic pcap files read by the native core: records straight from the file's bytes, in batches.
+"""Capture files read by the native core: records straight from the file's bytes, in batches.
 
 ``records_from(PcapSource(path))`` costs about 5 µs of Python per message before the record is built
-(the record loop, link/IP/UDP decoding, the address strings, a ``Payload``, the generators between them).
-For the bulk of a SIP capture (classic pcap, Ethernet or Linux cooked, IPv4 without options, UDP, not a
-fragment), the core's ``RecordBuilder.build_pcap`` does all of that in one call per chunk of the file:
-the same decoding, the same rules of :class:`~producers.pcap_source.PcapSource` (SIP ports, keep-alives,
-``looks_like_sip`` elsewhere, its timeout sweeps), the same record. It stops at the first packet it
-cannot finish alone (another link or network layer, a fragment, TCP, SCTP, a message the core declines);
-that packet goes through ``PcapSource`` and ``records_from`` like any other, and the batch goes on after
-it. So the records, their order, the rejected payloads and every counter are the ones of the Python path
+(link/IP/UDP decoding, the address strings, a ``Payload``, the generators between them). For the bulk of
+a SIP capture (classic pcap or pcapng Enhanced Packet Blocks; Ethernet or Linux cooked; IPv4 without
+options, UDP, not a fragment), the core's ``RecordBuilder.build_pcap`` / ``build_pcapng`` does all of that
+in one call per run of packets: the same decoding, the same rules of
+:class:`~producers.pcap_source.PcapSource` (SIP ports, keep-alives, ``looks_like_sip`` elsewhere, its
+timeout sweeps), the same record. A run stops at the first packet the core cannot finish alone (another
+link or network layer, a fragment, TCP, SCTP, a message it declines); that packet goes through
+``PcapSource`` like any other, and the next run starts after it. pcapng framing (sections, interfaces,
+other blocks) stays with :mod:`producers.pcapfile`, which hands each run of Enhanced Packet Blocks to the
+core. So the records, their order, the rejected payloads and every counter are the ones of the Python path
 (``tests/producers/test_native_pcap.py`` compares both on every shared capture).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from producers.pcap_source import Counters, PcapSource
-from producers.pcapfile import open_capture
-from producers.pipeline import CAPTURE_PACKETS, SIP_MESSAGES, Options, Stats, records_from
+from producers.pcap_source import Counters, Payload, PcapSource
+from producers.pcapfile import CaptureReader, open_capture
+from producers.pipeline import Options, Stats, records_from
 from producers.sip_record import native_builder
 from sipscope.records import Rejected, SipMessage
 
@@ -29,48 +32,66 @@ FAST_LINKTYPES = frozenset({1, 113, 276})
 def file_records(path: str, opts: Options, stats: Stats, *, ports: Iterable[int],
                  counters: Counters | None = None) -> Iterator[SipMessage | Rejected]:
     """``records_from(iter(PcapSource(path, ports=ports, counters=counters)), opts, stats)``, with the native
-    core doing the common packets of a classic pcap file (see the module docstring)."""
+    core doing the common packets (see the module docstring)."""
     counters = counters if counters is not None else Counters()
     reader = open_capture(path, counters)
-    layout = reader.pcap_layout()
     builder = native_builder(tuple(opts.correlation_headers), opts.node, opts.plan)
-    if builder is None or layout is None or layout[3] not in FAST_LINKTYPES:
-        yield from records_from(iter(PcapSource(path, ports=ports, counters=counters, packets=reader)), opts, stats)
-        return
-    source = PcapSource(path, ports=ports, counters=counters, packets=())
-    linktype = layout[3]
-    build_pcap = builder.build_pcap
-    port_set = source.ports
-    packets = CAPTURE_PACKETS.labels(opts.source)
-    sipc = SIP_MESSAGES.labels(opts.source)
+    source = PcapSource(path, ports=ports, counters=counters, packets=reader)
+    layout = reader.pcap_layout()
+    if builder is None:
+        items: Iterable[Payload | SipMessage] = source
+    elif layout is not None and layout[3] in FAST_LINKTYPES:
+        items = _pcap_items(reader, layout, _Runs(builder, source))
+    elif reader.format == "pcapng":
+        items = _pcapng_items(reader, _Runs(builder, source))
+    else:
+        items = source
+    yield from records_from(items, opts, stats)
+
+
+class _Runs:
+    """What a run of packets read by the core leaves behind: its counts, its sweep, its records."""
+
+    __slots__ = ("builder", "source", "ports", "counters")
+
+    def __init__(self, builder: Any, source: PcapSource) -> None:
+        self.builder = builder
+        self.source = source
+        self.ports = source.ports
+        self.counters = source.counters
+
+    def done(self, frames: int, keepalive: int, not_sip: int, records: list, sweep: float | None) -> None:
+        source, counters = self.source, self.counters
+        source.frame += frames
+        counters["packets"] += frames
+        if keepalive:
+            counters["keepalive"] += keepalive
+        if not_sip:
+            counters["not_sip"] += not_sip
+        if records:
+            counters["payloads_udp"] += len(records)
+        if sweep is not None:
+            source.sweep(sweep)  # handled packets never touch the reassembly tables: sweeping now is the same
+
+
+def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
+                runs: _Runs) -> Iterator[Payload | SipMessage]:
+    source, linktype, ports = runs.source, layout[3], runs.ports
+    build_pcap = runs.builder.build_pcap
     chunks = reader.pcap_buffers(layout[2])
     buf, off = next(chunks, (None, 0))
     try:
         while buf is not None:
-            (recs, off, source.next_sweep, sweep, fallback, status, frames, keepalive,
-             not_sip) = build_pcap(buf, off, layout, port_set, source.next_sweep)
-            source.frame += frames
-            counters["packets"] += frames
-            if keepalive:
-                counters["keepalive"] += keepalive
-            if not_sip:
-                counters["not_sip"] += not_sip
-            if recs:
-                n = len(recs)
-                counters["payloads_udp"] += n
-                packets.inc(n)
-                sipc.inc(n)
-                stats.payloads += n
-                stats.messages += n
-                yield from recs
-            if sweep is not None:
-                source.sweep(sweep)
+            (records, off, source.next_sweep, sweep, fallback, status, frames, keepalive,
+             not_sip) = build_pcap(buf, off, layout, ports, source.next_sweep)
+            runs.done(frames, keepalive, not_sip, records, sweep)
+            yield from records
             if fallback is not None:
                 ts, data, orig_len = fallback
-                yield from records_from(source.payloads_of(((ts, linktype, data, orig_len),)), opts, stats)
+                yield from source.payloads_of(((ts, linktype, data, orig_len),))
                 continue
             if status:  # a record too large to be one: the file is corrupt from here
-                counters["corrupt_file"] += 1
+                runs.counters["corrupt_file"] += 1
                 break
             try:
                 buf, off = chunks.send(off)
@@ -78,5 +99,27 @@ def file_records(path: str, opts: Options, stats: Stats, *, ports: Iterable[int]
                 break
     finally:
         chunks.close()
-    yield from records_from(source.finish(), opts, stats)
+    yield from source.finish()
 
+
+def _pcapng_items(reader: CaptureReader, runs: _Runs) -> Iterator[Payload | SipMessage]:
+    source, ports = runs.source, runs.ports
+    build_pcapng = runs.builder.build_pcapng
+    pending: list[SipMessage] = []
+
+    def native_epb(buf: bytes, off: int, big_endian: bool, ifaces: list) -> tuple[int, float | None, Any]:
+        (records, after, last_ts, source.next_sweep, sweep, fallback, frames, keepalive,
+         not_sip) = build_pcapng(buf, off, big_endian, ifaces, ports, source.next_sweep)
+        runs.done(frames, keepalive, not_sip, records, sweep)
+        pending.extend(records)
+        return after, last_ts, fallback
+
+    reader.native_epb = native_epb
+    for packet in reader:  # after each native run: its records, then the packet it left to Python (or None)
+        if pending:
+            yield from pending
+            pending.clear()
+        if packet is not None:
+            yield from source.payloads_of((packet,))
+    yield from pending
+    yield from source.finish()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import calendar
 import struct
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
@@ -96,6 +96,11 @@ class CaptureReader:
         self.format = fmt
         self.counters: MutableMapping[str, int] = counters if counters is not None else {}
         self.linktypes: set[int] = set()
+        self.native_epb: Callable[[bytes, int, bool, list], tuple[int, float, Packet | None]] | None = None
+        """pcapng: reader of a run of Enhanced Packet Blocks (:mod:`producers.native_pcap`), called at each
+        EPB with ``(buf, off, big_endian, interfaces)``; returns ``(off after the run, time of its last
+        block, the packet that stopped it or None)``, ``off`` unchanged when it reads nothing. After each
+        run the iteration yields that packet, or None."""
 
     def __iter__(self) -> Iterator[Packet]:
         # the per-format generator is returned as is (no extra generator layer per packet); each
@@ -211,6 +216,7 @@ class CaptureReader:
         section = _Section("<")
         ifaces = section.ifaces  # per interface: (linktype, divisor, offset seconds)
         last_ts = 0.0
+        native_epb = self.native_epb
         while True:
             n = len(buf)
             need = 12
@@ -238,6 +244,13 @@ class CaptureReader:
                     need = blen
                     break
                 if btype == _BT_EPB:
+                    if native_epb is not None:
+                        after, ts, packet = native_epb(buf, off, section.endian == ">", ifaces)
+                        if after != off:  # a run of EPBs read natively; the packet that stopped it is ours
+                            off = after
+                            last_ts = ts
+                            yield packet  # None after a run the core finished: its caller takes the run's records
+                            continue
                     if 32 + caplen > blen:
                         self._count("corrupt_block")  # the block itself is sound: skip it
                     elif ifid < len(ifaces):

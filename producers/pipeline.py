@@ -42,13 +42,14 @@ class Options:
     source: str = "pcap"
 
 
-def records_from(payloads: Iterable[Payload], opts: Options, stats: Stats) -> Iterator[SipMessage | Rejected]:
+def records_from(payloads: Iterable[Payload | SipMessage], opts: Options, stats: Stats) -> Iterator[SipMessage | Rejected]:
     """Parse payloads into records (or rejections), counting both in ``stats`` and in Prometheus
     (the Prometheus counters are advanced in batches: a per-message ``inc()`` costs 5% of the path).
 
     With the native core installed, a message it handles becomes its record in one call
     (the builder of :func:`~producers.sip_record.native_builder`); the others go through ``parse_sip`` and
-    ``to_record``.
+    ``to_record``. Items that are already records (the native pcap path's, :mod:`producers.native_pcap`)
+    pass through, counted like the others.
     """
     packets = CAPTURE_PACKETS.labels(opts.source)
     sipc = SIP_MESSAGES.labels(opts.source)
@@ -59,14 +60,18 @@ def records_from(payloads: Iterable[Payload], opts: Options, stats: Stats) -> It
     try:
         for p in payloads:
             pending_p += 1
-            rec = None
-            if build is not None:
+            if type(p) is SipMessage:
+                rec = p
+            elif build is not None:
+                rec = None
                 try:
                     rec = build(p.data, p.ts, p.src_ip, p.src_port, p.dst_ip, p.dst_port, p.transport)
                 except BaseException as exc:  # noqa: BLE001 - a panic in the core (a BaseException) or odd
                     # arguments: the Python parser decides (as native_record does)
                     if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                         raise
+            else:
+                rec = None
             if rec is None:
                 try:
                     parsed = parse_sip(p.data, corr)

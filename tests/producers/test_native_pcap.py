@@ -6,17 +6,21 @@ big-endian files) or must stop at (truncated and corrupt files)."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from producers.cli import _options, file_payloads
+from producers import native_pcap
 from producers.native_pcap import file_records as native_file_records
 from producers.pcap_source import Counters
-from producers.pcapfile import write_pcap
+from producers.pcapfile import write_pcap, write_pcapng
 from producers.pipeline import Stats, records_from
 from producers.sip_record import NATIVE_RECORD, e164_memo
 from sipscope import records
@@ -52,6 +56,22 @@ def both(path: Path, settings: Settings | None = None) -> tuple[tuple, tuple]:
             recs = records_from(file_payloads(str(path), None, s, counters), _options(s, "t"), stats)
         out.append(([records.encode(r) for r in recs], dict(counters), stats.as_dict()))
     return out[0], out[1]
+
+
+def native_count(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many records of ``path`` the core built in its runs (the rest came through PcapSource)."""
+    built = [0]
+    done = native_pcap._Runs.done
+
+    def counting(self, frames, keepalive, not_sip, recs, sweep):  # noqa: ANN001, ANN202
+        built[0] += len(recs)
+        return done(self, frames, keepalive, not_sip, recs, sweep)
+
+    monkeypatch.setattr(native_pcap._Runs, "done", counting)
+    s = Settings()
+    list(native_file_records(str(path), _options(s, "t"), Stats(), ports=s.capture.sip_ports))
+    monkeypatch.undo()
+    return built[0]
 
 
 def write(tmp_path: Path, frames: list, linktype: int = 1, **kw: object) -> Path:
@@ -109,10 +129,13 @@ def test_mixed_capture_same_records_order_and_counters(tmp_path: Path) -> None:
 @pytest.mark.parametrize("linktype,wrap", [(1, eth), (113, sll), (276, sll2)], ids=["ethernet", "sll", "sll2"])
 @pytest.mark.parametrize("nsec,big_endian", [(False, False), (True, False), (False, True)],
                          ids=["usec", "nsec", "big-endian"])
-def test_link_types_and_file_layouts(tmp_path: Path, linktype: int, wrap, nsec: bool, big_endian: bool) -> None:
+def test_link_types_and_file_layouts(tmp_path: Path, linktype: int, wrap, nsec: bool, big_endian: bool,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     frames = [wrap(ipv4(udp(sip_message(n)))) for n in range(1, 6)] + [wrap(ipv4(udp(b"\r\n")))]
-    python, native = both(write(tmp_path, frames, linktype, nsec=nsec, big_endian=big_endian))
+    path = write(tmp_path, frames, linktype, nsec=nsec, big_endian=big_endian)
+    python, native = both(path)
     assert native == python
+    assert native_count(path, monkeypatch) == 5
     assert len(native[0]) == 5 and native[1]["packets"] == 6 and native[1]["keepalive"] == 1
 
 
@@ -180,3 +203,101 @@ def test_shared_captures_same_as_python(pcap: Path) -> None:
     python, native = both(pcap)
     assert native == python
 
+
+
+# -- pcapng: sections, interfaces, resolutions, other blocks ---------------------------------------------
+
+
+def write_ng(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "t.pcapng"
+    path.write_bytes(data)
+    return path
+
+
+def ng(frames: list, interfaces: tuple = ((1, 6),), **kw: object) -> bytes:
+    out = io.BytesIO()
+    write_pcapng(out, frames, interfaces, **kw)
+    return out.getvalue()
+
+
+def block(btype: int, body: bytes, e: str = "<") -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+
+
+def sip(n: int) -> bytes:
+    return eth(ipv4(udp(sip_message(n))))
+
+
+@pytest.mark.parametrize("big_endian", [False, True], ids=["little", "big"])
+def test_pcapng_interfaces_resolutions_and_sections(tmp_path: Path, big_endian: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several interfaces (Ethernet in us, SLL in ns, SLL2 in 2^-20 s, raw IP left to Python), then a second
+    section of the other byte order: the same records, times and counters as the Python reader."""
+    ts = Decimal("1700000000.123456789")
+    first = ng([(ts, sip(1), 0), (ts + 1, sll(ipv4(udp(sip_message(2)))), 1), (ts + 2, mixed()[2], 0),
+                (ts + 3, sll2(ipv4(udp(sip_message(3)))), 2), (ts + 4, ipv4(udp(sip_message(4))), 3),
+                (ts + 5, sip(5), 0)], ((1, 6), (113, 9), (276, 0x80 | 20), (101, 6)), big_endian=big_endian)
+    second = ng([(ts + 6, sip(6)), (ts + 7, mixed()[1])], ((1, 9),), big_endian=not big_endian)
+    path = write_ng(tmp_path, first + second)
+    python, native = both(path)
+    assert native == python
+    assert native_count(path, monkeypatch) == 5  # all but the raw-IP interface's
+    recs, counters, _ = native
+    assert [json.loads(r)["call_id"] for r in recs] == [f"call-{n}" for n in range(1, 7)]
+    assert counters == {"packets": 8, "payloads_udp": 6, "not_sip": 1, "keepalive": 1}
+
+
+def test_pcapng_other_blocks_between_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Name resolution, statistics, custom and simple packet blocks, an unknown interface, a packet longer
+    than its block and an if_tsoffset: the reader handles them between the core's runs."""
+    options = struct.pack("<HH", 14, 8) + struct.pack("<q", 1_000_000_000) + struct.pack("<HH", 0, 0)
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", 1, 0, 0) + options)
+
+    def epb(ifid: int, units: int, data: bytes, caplen: int | None = None) -> bytes:
+        n = len(data) if caplen is None else caplen
+        return block(6, struct.pack("<IIIII", ifid, units >> 32, units & 0xFFFFFFFF, n, len(data)) + data)
+
+    nrb = block(4, b"\x01\x00\x08\x00\x0a\x00\x00\x01host\x00\x00\x00\x00")
+    isb = block(5, struct.pack("<III", 0, 0, 0))
+    spb = block(3, struct.pack("<I", len(sip(9))) + sip(9))
+    custom = block(0x40000BAD, b"vendor stuff")
+    data = (shb + idb + epb(0, 2_500_000, sip(1)) + epb(0, 3_000_000, sip(2)) + nrb + epb(0, 3_500_000, sip(3))
+            + isb + spb + epb(7, 4_000_000, sip(4)) + epb(0, 4_500_000, sip(5), caplen=4000) + custom
+            + epb(0, 5_000_000, sip(6)))
+    path = write_ng(tmp_path, data)
+    python, native = both(path)
+    assert native == python
+    assert native_count(path, monkeypatch) == 4  # the SPB's packet is the reader's
+    recs, counters, _ = native
+    assert [json.loads(r)["call_id"] for r in recs] == ["call-1", "call-2", "call-3", "call-9", "call-6"]
+    assert json.loads(recs[3])["ts"] == json.loads(recs[2])["ts"] == 1_000_000_003.5  # an SPB keeps the last time
+    assert counters["unknown_interface"] == 1 and counters["corrupt_block"] == 1
+
+
+@pytest.mark.parametrize("cut", [1, 30, 200])
+def test_pcapng_truncated_and_corrupt(tmp_path: Path, cut: int) -> None:
+    data = ng([(1.0, sip(1)), (2.0, sip(2)), (3.0, sip(3))])
+    python, native = both(write_ng(tmp_path, data[:-cut]))
+    assert native == python and native[1]["truncated_file"] == 1 and len(native[0]) == 2
+    bad = data + struct.pack("<II", 6, 13) + b"\0" * 20  # a block length that is not a multiple of 4
+    python, native = both(write_ng(tmp_path, bad))
+    assert native == python and native[1]["corrupt_file"] == 1 and len(native[0]) == 3
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(min_size=8, max_size=8).map(lambda b: int.from_bytes(b, "big") >> (b[0] & 15)),
+                min_size=1, max_size=8),
+       st.sampled_from([6, 9, 3, 0x80 | 20, 0x80 | 30, 7]))
+@example([9_007_199_254_740_995, 1_700_000_000_123_456_836], 9)  # float(u) / 10**9 != u / 10**9 for both
+def test_pcapng_times_as_python_computes_them(tmp_path: Path, units: list[int], tsresol: int) -> None:
+    """Times from any 64-bit count of units at any resolution: the core's division is Python's int / int,
+    correctly rounded (a double of the count, then a division, differs in a quarter of the cases above 2^53)."""
+    options = struct.pack("<HH", 9, 1) + bytes([tsresol, 0, 0, 0]) + struct.pack("<HH", 0, 0)
+    data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack("<HHI", 1, 0, 0) + options)
+    for i, u in enumerate(units):
+        frame = sip(i)
+        data += block(6, struct.pack("<IIIII", 0, u >> 32, u & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+    python, native = both(write_ng(tmp_path, data))
+    assert native == python

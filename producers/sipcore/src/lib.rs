@@ -1973,7 +1973,7 @@ impl RecordBuilder {
     /// * `status`: 0 = `buf` ends (refill and call again), 1 = `corrupt_file` (a record over 256 KiB);
     /// * `frames`, `keepalive`, `not_sip`: counts of the packets handled here (keep-alives on a SIP
     ///   port and non-SIP UDP elsewhere are dropped and counted as `PcapSource` does).
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    #[allow(clippy::type_complexity)]
     fn build_pcap<'py>(
         &self,
         py: Python<'py>,
@@ -1985,34 +1985,19 @@ impl RecordBuilder {
     ) -> PyResult<(Bound<'py, PyList>, usize, f64, Option<f64>, Option<(f64, Bound<'py, PyAny>, u32)>, u8, usize, usize, usize)> {
         let (big, nsec, hlen, linktype) = layout;
         let scale = if nsec { 1e-9 } else { 1e-6 };
-        let ports: std::collections::HashSet<u16> = ports.try_iter()?.map(|p| p?.extract::<u16>()).collect::<PyResult<_>>()?;
-        let cooked: Option<(usize, usize)> = match linktype {
-            1 => None,
-            113 => Some((14, 16)),
-            276 => Some((0, 20)),
-            _ => return Err(pyo3::exceptions::PyValueError::new_err("linktype without a fast path")),
-        };
-        let u32_at = |b: &[u8], i: usize| -> u32 {
-            let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-            if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
-        };
-        let be16 = |b: &[u8], i: usize| -> u16 { u16::from_be_bytes([b[i], b[i + 1]]) };
-        let records = PyList::empty(py);
-        let udp = intern!(py, "udp").clone().into_any();
-        let mut addrs: std::collections::HashMap<[u8; 4], Bound<'py, PyString>> = std::collections::HashMap::new();
-        let mut port_objs: std::collections::HashMap<u16, Bound<'py, PyAny>> = std::collections::HashMap::new();
-        let (mut frames, mut keepalive, mut not_sip) = (0usize, 0usize, 0usize);
-        let mut next_sweep = next_sweep;
-        let mut sweep: Option<f64> = None;
+        let mut bt = Batch::new(py, ports, next_sweep)?;
         let mut off = off;
+        let mut fallback = None;
+        let mut status = 0;
         let n = buf.len();
         while off + hlen <= n {
-            let sec = u32_at(buf, off);
-            let frac = u32_at(buf, off + 4);
-            let caplen = u32_at(buf, off + 8) as usize;
-            let origlen = u32_at(buf, off + 12);
+            let sec = u32_at(buf, off, big);
+            let frac = u32_at(buf, off + 4, big);
+            let caplen = u32_at(buf, off + 8, big) as usize;
+            let origlen = u32_at(buf, off + 12, big);
             if caplen > MAX_PACKET {
-                return Ok((records, off, next_sweep, sweep, None, 1, frames, keepalive, not_sip));
+                status = 1;
+                break;
             }
             let start = off + hlen;
             let end = start + caplen;
@@ -2021,81 +2006,200 @@ impl RecordBuilder {
             }
             let data = &buf[start..end];
             let ts = sec as f64 + frac as f64 * scale;
-            let fallback = |py: Python<'py>| -> (f64, Bound<'py, PyAny>, u32) {
-                (ts, pyo3::types::PyBytes::new(py, data).into_any(), origlen)
-            };
-            // netdecode.decode's fast path: header offset of the IPv4 packet, or the Python path
-            let ip = match cooked {
-                None if data.len() >= 42 && be16(data, 12) == 0x0800 => Some(14),
-                Some((eo, o)) if data.len() >= o + 28 && data[eo] == 8 && data[eo + 1] == 0 => Some(o),
-                _ => None,
-            };
-            let udp_payload = ip.and_then(|o| {
-                let total = be16(data, o + 2) as usize;
-                let frag = be16(data, o + 6);
-                let dport = be16(data, o + 22);
-                let ulen = be16(data, o + 24) as usize;
-                let ok = data[o] == 0x45 && data[o + 9] == 17 && frag & 0x3FFF == 0 && 8 <= ulen
-                    && ulen + 20 <= total && o + total <= data.len() && dport != 4789;
-                ok.then(|| (o, be16(data, o + 20), dport, &data[o + 28..o + 20 + ulen]))
-            });
-            let Some((o, sport, dport, payload)) = udp_payload else {
-                return Ok((records, end, next_sweep, sweep, Some(fallback(py)), 0, frames, keepalive, not_sip));
-            };
-            // PcapSource: the sweep check of every decoded packet (applied once the packet is handled
-            // here; a packet left to the Python path gets it there), then its UDP rules
-            let swept = ts >= next_sweep;
-            if ports.contains(&sport) || ports.contains(&dport) {
-                if payload.len() <= 8 && payload.iter().all(|c| matches!(c, b'\r' | b'\n' | 0 | b' ')) {
-                    if swept {
-                        (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
-                    }
-                    keepalive += 1;
-                    frames += 1;
-                    off = end;
-                    continue;
-                }
-            } else if !looks_like_sip(payload) {
-                if swept {
-                    (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
-                }
-                not_sip += 1;
-                frames += 1;
-                off = end;
-                continue;
-            }
-            let mut addr = |b: &[u8]| -> Bound<'py, PyString> {
-                let k = [b[0], b[1], b[2], b[3]];
-                addrs.entry(k).or_insert_with(|| PyString::new(py, &format!("{}.{}.{}.{}", k[0], k[1], k[2], k[3]))).clone()
-            };
-            let src_ip = addr(&data[o + 12..o + 16]);
-            let dst_ip = addr(&data[o + 16..o + 20]);
-            let mut port = |p: u16| -> PyResult<Bound<'py, PyAny>> {
-                if let Some(v) = port_objs.get(&p) {
-                    return Ok(v.clone());
-                }
-                let v = p.into_bound_py_any(py)?;
-                port_objs.insert(p, v.clone());
-                Ok(v)
-            };
-            let sport_obj = port(sport)?;
-            let dport_obj = port(dport)?;
-            let ts_obj = pyo3::types::PyFloat::new(py, ts).into_any();
-            let w = Wire { ts, ts_obj: &ts_obj, src_ip: &src_ip, src_port: sport as i64, src_port_obj: &sport_obj,
-                           dst_ip: &dst_ip, dst_port: dport as i64, dst_port_obj: &dport_obj, transport: &udp };
-            // a panic or an error in the core: the Python path decides, as for `build`
-            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make(py, payload, &w)));
-            let Ok(Ok(Some(rec))) = made else {
-                return Ok((records, end, next_sweep, sweep, Some(fallback(py)), 0, frames, keepalive, not_sip));
-            };
-            records.append(rec)?;
-            if swept {
-                (next_sweep, sweep) = (ts + SWEEP_EVERY, Some(ts));
-            }
-            frames += 1;
             off = end;
+            if !self.packet(py, &mut bt, linktype, data, ts)? {
+                fallback = Some((ts, pyo3::types::PyBytes::new(py, data).into_any(), origlen));
+                break;
+            }
         }
-        Ok((records, off, next_sweep, sweep, None, 0, frames, keepalive, not_sip))
+        Ok((bt.records, off, bt.next_sweep, bt.sweep, fallback, status, bt.frames, bt.keepalive, bt.not_sip))
+    }
+
+    /// `build_pcap` for a run of pcapng Enhanced Packet Blocks from `off` (the reader's
+    /// `_pcapng_blocks` calls it at an EPB): `big_endian` is the section's byte order, `ifaces` its
+    /// interfaces `(linktype, divisor, offset seconds)`. It stops, without consuming it, at any block that
+    /// is not a sound EPB of a known interface with a fast link type and a timestamp Python computes the
+    /// same way (the reader then handles that block), and after a packet it cannot finish alone.
+    /// Returns `(records, off, last_ts, next_sweep, sweep, fallback, frames, keepalive, not_sip)`;
+    /// `fallback` is `(ts, linktype, data, orig_len)`, `last_ts` the time of the last block consumed.
+    #[allow(clippy::type_complexity)]
+    fn build_pcapng<'py>(
+        &self,
+        py: Python<'py>,
+        buf: &[u8],
+        off: usize,
+        big_endian: bool,
+        ifaces: Vec<(u32, Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+        ports: &Bound<'py, PyAny>,
+        next_sweep: f64,
+    ) -> PyResult<(Bound<'py, PyList>, usize, Option<f64>, f64, Option<f64>, Option<(f64, u32, Bound<'py, PyAny>, u32)>, usize, usize, usize)> {
+        const EXACT: u64 = 1 << 53; // integers a double holds exactly: Python's int / int and int + float agree
+        // per interface: (linktype, divisor, offset) when both convert exactly, else None (Python decides)
+        let ifaces: Vec<Option<(u32, f64, f64)>> = ifaces
+            .iter()
+            .map(|(lt, div, tsoff)| {
+                let div = div.extract::<u64>().ok().filter(|d| *d > 0 && *d <= EXACT)?;
+                let tsoff = tsoff.extract::<i64>().ok().filter(|t| t.unsigned_abs() <= EXACT)?;
+                Some((*lt, div as f64, tsoff as f64))
+            })
+            .collect();
+        let mut bt = Batch::new(py, ports, next_sweep)?;
+        let mut off = off;
+        let mut last_ts = None;
+        let mut fallback = None;
+        let n = buf.len();
+        while off + 28 <= n {
+            let field = |i: usize| u32_at(buf, off + 4 * i, big_endian) as u64;
+            let (btype, blen, ifid, hi, lo, caplen, origlen) = (field(0), field(1), field(2), field(3), field(4), field(5), field(6));
+            if btype != 6 || blen < 12 || blen & 3 != 0 || blen > (1 << 26) || off + blen as usize > n || 32 + caplen > blen {
+                break;
+            }
+            let Some(Some((linktype, div, tsoff))) = ifaces.get(ifid as usize).copied() else { break };
+            let units = (hi << 32) | lo;
+            let ts = if units <= EXACT { units as f64 / div } else { div_rounded(units, div as u64) } + tsoff;
+            let data = &buf[off + 28..off + 28 + caplen as usize];
+            off += blen as usize;
+            last_ts = Some(ts);
+            if !self.packet(py, &mut bt, linktype, data, ts)? {
+                fallback = Some((ts, linktype, pyo3::types::PyBytes::new(py, data).into_any(), origlen as u32));
+                break;
+            }
+        }
+        Ok((bt.records, off, last_ts, bt.next_sweep, bt.sweep, fallback, bt.frames, bt.keepalive, bt.not_sip))
+    }
+}
+
+/// `n / d` correctly rounded to the nearest double (ties to even), as Python's `int / int` is, for
+/// `n` above 2^53 (where `n as f64` would round first) and `1 <= d <= 2^53`.
+fn div_rounded(n: u64, d: u64) -> f64 {
+    let num = (n as u128) << 64;
+    let (q, rem) = (num / d as u128, num % d as u128);
+    let top = 127 - q.leading_zeros() as i32; // q >= 2^64 here: more than 53 significant bits
+    let drop = top - 52;
+    let mut mant = q >> drop;
+    let dropped = q & ((1u128 << drop) - 1);
+    let half = 1u128 << (drop - 1);
+    if dropped > half || (dropped == half && (rem != 0 || mant & 1 == 1)) {
+        mant += 1; // 2^53 at most: still exact as a double
+    }
+    mant as f64 * 2f64.powi(drop - 64)
+}
+
+fn u32_at(b: &[u8], i: usize, big: bool) -> u32 {
+    let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+    if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+}
+
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+/// One batch of `build_pcap` / `build_pcapng`: the records so far, the counters of what was dropped,
+/// `PcapSource`'s sweep clock, and the address strings and port numbers made once per batch.
+struct Batch<'py> {
+    ports: std::collections::HashSet<u16>,
+    records: Bound<'py, PyList>,
+    addrs: std::collections::HashMap<[u8; 4], Bound<'py, PyString>>,
+    port_objs: std::collections::HashMap<u16, Bound<'py, PyAny>>,
+    udp: Bound<'py, PyAny>,
+    frames: usize,
+    keepalive: usize,
+    not_sip: usize,
+    next_sweep: f64,
+    sweep: Option<f64>,
+}
+
+impl<'py> Batch<'py> {
+    fn new(py: Python<'py>, ports: &Bound<'py, PyAny>, next_sweep: f64) -> PyResult<Self> {
+        Ok(Batch {
+            ports: ports.try_iter()?.map(|p| p?.extract::<u16>()).collect::<PyResult<_>>()?,
+            records: PyList::empty(py),
+            addrs: std::collections::HashMap::new(),
+            port_objs: std::collections::HashMap::new(),
+            udp: intern!(py, "udp").clone().into_any(),
+            frames: 0,
+            keepalive: 0,
+            not_sip: 0,
+            next_sweep,
+            sweep: None,
+        })
+    }
+
+    /// `PcapSource`'s sweep check, for a packet handled here.
+    fn swept(&mut self, ts: f64) {
+        if ts >= self.next_sweep {
+            (self.next_sweep, self.sweep) = (ts + SWEEP_EVERY, Some(ts));
+        }
+    }
+
+    /// `ip_str` of an IPv4 address (one string per address and batch).
+    fn addr(&mut self, py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+        let k = [b[0], b[1], b[2], b[3]];
+        self.addrs.entry(k).or_insert_with(|| PyString::new(py, &format!("{}.{}.{}.{}", k[0], k[1], k[2], k[3]))).clone()
+    }
+
+    fn port(&mut self, py: Python<'py>, p: u16) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(v) = self.port_objs.get(&p) {
+            return Ok(v.clone());
+        }
+        let v = p.into_bound_py_any(py)?;
+        self.port_objs.insert(p, v.clone());
+        Ok(v)
+    }
+}
+
+impl RecordBuilder {
+    /// One captured frame: handled here (a record, or dropped and counted as `PcapSource` drops it)
+    /// -> true; for the Python path (`netdecode.decode`'s slow paths, a message the core declines) -> false,
+    /// with nothing counted.
+    fn packet<'py>(&self, py: Python<'py>, bt: &mut Batch<'py>, linktype: u32, data: &[u8], ts: f64) -> PyResult<bool> {
+        // netdecode.decode's fast path: header offset of the IPv4 packet, or the Python path
+        let ip = match linktype {
+            1 if data.len() >= 42 && be16(data, 12) == 0x0800 => 14,
+            113 if data.len() >= 16 + 28 && data[14] == 8 && data[15] == 0 => 16,
+            276 if data.len() >= 20 + 28 && data[0] == 8 && data[1] == 0 => 20,
+            _ => return Ok(false),
+        };
+        let o = ip;
+        let total = be16(data, o + 2) as usize;
+        let frag = be16(data, o + 6);
+        let sport = be16(data, o + 20);
+        let dport = be16(data, o + 22);
+        let ulen = be16(data, o + 24) as usize;
+        if !(data[o] == 0x45 && data[o + 9] == 17 && frag & 0x3FFF == 0 && 8 <= ulen && ulen + 20 <= total
+            && o + total <= data.len() && dport != 4789)
+        {
+            return Ok(false);
+        }
+        let payload = &data[o + 28..o + 20 + ulen];
+        // PcapSource's UDP rules
+        if bt.ports.contains(&sport) || bt.ports.contains(&dport) {
+            if payload.len() <= 8 && payload.iter().all(|c| matches!(c, b'\r' | b'\n' | 0 | b' ')) {
+                bt.swept(ts);
+                bt.keepalive += 1;
+                bt.frames += 1;
+                return Ok(true);
+            }
+        } else if !looks_like_sip(payload) {
+            bt.swept(ts);
+            bt.not_sip += 1;
+            bt.frames += 1;
+            return Ok(true);
+        }
+        let src_ip = bt.addr(py, &data[o + 12..o + 16]);
+        let dst_ip = bt.addr(py, &data[o + 16..o + 20]);
+        let sport_obj = bt.port(py, sport)?;
+        let dport_obj = bt.port(py, dport)?;
+        let ts_obj = pyo3::types::PyFloat::new(py, ts).into_any();
+        let w = Wire { ts, ts_obj: &ts_obj, src_ip: &src_ip, src_port: sport as i64, src_port_obj: &sport_obj,
+                       dst_ip: &dst_ip, dst_port: dport as i64, dst_port_obj: &dport_obj, transport: &bt.udp };
+        // a panic or an error in the core: the Python path decides, as for `build`
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make(py, payload, &w)));
+        let Ok(Ok(Some(rec))) = made else { return Ok(false) };
+        bt.records.append(rec)?;
+        bt.swept(ts);
+        bt.frames += 1;
+        Ok(true)
     }
 }
 
