@@ -33,16 +33,25 @@ def file_payloads(path: str, keylog: str | None, settings: Settings, counters=No
     return iter(PcapSource(path, ports=settings.capture.sip_ports, counters=counters))
 
 
-def file_records(path: str, keylog: str | None, settings: Settings, opts, stats, counters):
-    """Records (and rejections) of a capture file: :func:`file_payloads` through ``records_from``, or
-    the native core's pcap path (:mod:`producers.native_pcap`, the same records) when it applies."""
+def file_items(path: str, keylog: str | None, settings: Settings, opts, counters, shift: float = 0.0):
+    """What ``records_from`` takes for a capture file: the native core's records and the payloads it leaves
+    to Python (:mod:`producers.native_pcap`), or, with a TLS key log, tshark's payloads; every time shifted
+    by ``shift`` seconds (``--retime``)."""
     if keylog:
-        from producers.pipeline import records_from
+        from producers.pipeline import retimed
 
-        return records_from(file_payloads(path, keylog, settings, counters), opts, stats)
-    from producers.native_pcap import file_records as native_file_records
+        payloads = file_payloads(path, keylog, settings, counters)
+        return retimed(payloads, shift) if shift else payloads
+    from producers.native_pcap import file_items as native_file_items
 
-    return native_file_records(path, opts, stats, ports=settings.capture.sip_ports, counters=counters)
+    return native_file_items(path, opts, ports=settings.capture.sip_ports, counters=counters, shift=shift)
+
+
+def file_records(path: str, keylog: str | None, settings: Settings, opts, stats, counters):
+    """Records (and rejections) of a capture file: ``records_from`` over :func:`file_items`."""
+    from producers.pipeline import records_from
+
+    return records_from(file_items(path, keylog, settings, opts, counters), opts, stats)
 
 
 def last_capture_time(path: str) -> float | None:
@@ -94,7 +103,7 @@ def open_sink(kind: str, out: str | None, settings: Settings):
 def _cmd_capture(args) -> int:
     from producers.metrics import start_metrics_server
     from producers.pcap_source import Counters
-    from producers.pipeline import Stats, paced, publish_all, records_from, retimed
+    from producers.pipeline import Stats, paced, publish_all, records_from
 
     settings = get_settings()
     start_metrics_server(settings.metrics_port, settings.metrics_host)
@@ -106,12 +115,10 @@ def _cmd_capture(args) -> int:
         return 1
     try:
         if args.pcap:
-            payloads = file_payloads(args.pcap, args.keylog, settings, counters)
-            if args.retime:
-                last = last_capture_time(args.pcap)
-                if last is not None:
-                    payloads = retimed(payloads, time.time() - last)
-            payloads = paced(payloads, args.speed)
+            last = last_capture_time(args.pcap) if args.retime else None
+            shift = time.time() - last if last is not None else 0.0
+            payloads = paced(file_items(args.pcap, args.keylog, settings, _options(settings, "pcap"), counters, shift),
+                             args.speed)
             source = "pcap"
         else:
             payloads = live_payloads(args.interface, args.keylog, args.bpf, settings, counters)

@@ -21,7 +21,7 @@ from typing import Any
 
 from producers.pcap_source import Counters, Payload, PcapSource
 from producers.pcapfile import CaptureReader, open_capture
-from producers.pipeline import Options, Stats, records_from
+from producers.pipeline import Options, Stats, records_from, retimed
 from producers.sip_record import native_builder
 from sipscope.records import Rejected, SipMessage
 
@@ -33,32 +33,44 @@ def file_records(path: str, opts: Options, stats: Stats, *, ports: Iterable[int]
                  counters: Counters | None = None) -> Iterator[SipMessage | Rejected]:
     """``records_from(iter(PcapSource(path, ports=ports, counters=counters)), opts, stats)``, with the native
     core doing the common packets (see the module docstring)."""
+    return records_from(file_items(path, opts, ports=ports, counters=counters), opts, stats)
+
+
+def file_items(path: str, opts: Options, *, ports: Iterable[int], counters: Counters | None = None,
+               shift: float = 0.0) -> Iterator[Payload | SipMessage]:
+    """What ``records_from`` takes: the core's records and ``PcapSource``'s payloads of the packets left to
+    Python, in capture order (``PcapSource``'s payloads alone without the core or for other formats).
+    ``shift`` is added to every time, as :func:`producers.pipeline.retimed` does (``--retime``)."""
     counters = counters if counters is not None else Counters()
     reader = open_capture(path, counters)
     builder = native_builder(tuple(opts.correlation_headers), opts.node, opts.plan)
     source = PcapSource(path, ports=ports, counters=counters, packets=reader)
     layout = reader.pcap_layout()
     if builder is None:
-        items: Iterable[Payload | SipMessage] = source
-    elif layout is not None and layout[3] in FAST_LINKTYPES:
-        items = _pcap_items(reader, layout, _Runs(builder, source))
-    elif reader.format == "pcapng":
-        items = _pcapng_items(reader, _Runs(builder, source))
-    else:
-        items = source
-    yield from records_from(items, opts, stats)
+        return _retimed(source, shift)
+    runs = _Runs(builder, source, shift)
+    if layout is not None and layout[3] in FAST_LINKTYPES:
+        return _pcap_items(reader, layout, runs)
+    if reader.format == "pcapng":
+        return _pcapng_items(reader, runs)
+    return _retimed(source, shift)
+
+
+def _retimed(payloads: Iterable[Payload], shift: float) -> Iterator[Payload]:
+    return retimed(payloads, shift) if shift else iter(payloads)
 
 
 class _Runs:
     """What a run of packets read by the core leaves behind: its counts, its sweep, its records."""
 
-    __slots__ = ("builder", "source", "ports", "counters")
+    __slots__ = ("builder", "source", "ports", "counters", "shift")
 
-    def __init__(self, builder: Any, source: PcapSource) -> None:
+    def __init__(self, builder: Any, source: PcapSource, shift: float) -> None:
         self.builder = builder
         self.source = source
         self.ports = source.ports
         self.counters = source.counters
+        self.shift = shift
 
     def done(self, frames: int, keepalive: int, not_sip: int, records: list, sweep: float | None) -> None:
         source, counters = self.source, self.counters
@@ -76,19 +88,19 @@ class _Runs:
 
 def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
                 runs: _Runs) -> Iterator[Payload | SipMessage]:
-    source, linktype, ports = runs.source, layout[3], runs.ports
+    source, linktype, ports, shift = runs.source, layout[3], runs.ports, runs.shift
     build_pcap = runs.builder.build_pcap
     chunks = reader.pcap_buffers(layout[2])
     buf, off = next(chunks, (None, 0))
     try:
         while buf is not None:
             (records, off, source.next_sweep, sweep, fallback, status, frames, keepalive,
-             not_sip) = build_pcap(buf, off, layout, ports, source.next_sweep)
+             not_sip) = build_pcap(buf, off, layout, ports, source.next_sweep, shift)
             runs.done(frames, keepalive, not_sip, records, sweep)
             yield from records
             if fallback is not None:
                 ts, data, orig_len = fallback
-                yield from source.payloads_of(((ts, linktype, data, orig_len),))
+                yield from _retimed(source.payloads_of(((ts, linktype, data, orig_len),)), shift)
                 continue
             if status:  # a record too large to be one: the file is corrupt from here
                 runs.counters["corrupt_file"] += 1
@@ -99,17 +111,17 @@ def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
                 break
     finally:
         chunks.close()
-    yield from source.finish()
+    yield from _retimed(source.finish(), shift)
 
 
 def _pcapng_items(reader: CaptureReader, runs: _Runs) -> Iterator[Payload | SipMessage]:
-    source, ports = runs.source, runs.ports
+    source, ports, shift = runs.source, runs.ports, runs.shift
     build_pcapng = runs.builder.build_pcapng
     pending: list[SipMessage] = []
 
     def native_epb(buf: bytes, off: int, big_endian: bool, ifaces: list) -> tuple[int, float | None, Any]:
         (records, after, last_ts, source.next_sweep, sweep, fallback, frames, keepalive,
-         not_sip) = build_pcapng(buf, off, big_endian, ifaces, ports, source.next_sweep)
+         not_sip) = build_pcapng(buf, off, big_endian, ifaces, ports, source.next_sweep, shift)
         runs.done(frames, keepalive, not_sip, records, sweep)
         pending.extend(records)
         return after, last_ts, fallback
@@ -120,6 +132,6 @@ def _pcapng_items(reader: CaptureReader, runs: _Runs) -> Iterator[Payload | SipM
             yield from pending
             pending.clear()
         if packet is not None:
-            yield from source.payloads_of((packet,))
+            yield from _retimed(source.payloads_of((packet,)), shift)
     yield from pending
-    yield from source.finish()
+    yield from _retimed(source.finish(), shift)

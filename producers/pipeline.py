@@ -113,7 +113,7 @@ costs at most 50 wake-ups a second instead of one per packet. Against 2 ms, repl
 mix (259,781 messages) took 11.1 instead of 14.8 CPU s, side by side (at full speed: 8.3 s)."""
 
 
-def paced(payloads: Iterable[Payload], speed: str) -> Iterator[Payload]:
+def paced(payloads: Iterable[Payload | SipMessage], speed: str) -> Iterator[Payload | SipMessage]:
     """``max``: as fast as possible; ``realtime``: keep the capture's gaps between packets (to 20 ms)."""
     if speed == "max":
         yield from payloads

@@ -21,7 +21,7 @@ from producers import native_pcap
 from producers.native_pcap import file_records as native_file_records
 from producers.pcap_source import Counters
 from producers.pcapfile import write_pcap, write_pcapng
-from producers.pipeline import Stats, records_from
+from producers.pipeline import Stats, records_from, retimed
 from producers.sip_record import NATIVE_RECORD, e164_memo
 from sipscope import records
 from sipscope.numbers import NumberPlan
@@ -43,17 +43,21 @@ PCAPS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pcaps"
 pytestmark = pytest.mark.skipif(not NATIVE_RECORD, reason="the native core is not installed")
 
 
-def both(path: Path, settings: Settings | None = None) -> tuple[tuple, tuple]:
-    """(records as bytes, counters, stats) by the Python path and by the native path."""
+def both(path: Path, settings: Settings | None = None, shift: float = 0.0) -> tuple[tuple, tuple]:
+    """(records as bytes, counters, stats) by the Python path and by the native path (``--retime``'s
+    ``shift`` added to the times: ``pipeline.retimed`` on the Python path)."""
     s = settings or Settings()
     out = []
     for native in (False, True):
         e164_memo(NumberPlan.from_settings(s.numbering)).clear()  # each path normalises for itself
         counters, stats = Counters(), Stats()
         if native:
-            recs = native_file_records(str(path), _options(s, "t"), stats, ports=s.capture.sip_ports, counters=counters)
+            items = native_pcap.file_items(str(path), _options(s, "t"), ports=s.capture.sip_ports, counters=counters,
+                                           shift=shift)
         else:
-            recs = records_from(file_payloads(str(path), None, s, counters), _options(s, "t"), stats)
+            items = file_payloads(str(path), None, s, counters)
+            items = retimed(items, shift) if shift else items
+        recs = records_from(items, _options(s, "t"), stats)
         out.append(([records.encode(r) for r in recs], dict(counters), stats.as_dict()))
     return out[0], out[1]
 
@@ -125,6 +129,21 @@ def test_mixed_capture_same_records_order_and_counters(tmp_path: Path) -> None:
     assert stats == {"payloads": 9, "messages": 8, "rejected": {"missing_call_id": 1}}
     assert counters == {"packets": 15, "keepalive": 1, "not_sip": 1, "payloads_udp": 8, "payloads_tcp": 1,
                         "not_ip": 1}
+
+@pytest.mark.parametrize("name", ["pcap", "pcapng"])
+def test_retimed_records_as_python_retimes_them(tmp_path: Path, name: str) -> None:
+    """``--retime``: the core adds the shift to each record's time (and its id), PcapSource's payloads get it
+    from ``pipeline.retimed``; the sweeps keep the packets' own times."""
+    if name == "pcap":
+        path = write(tmp_path, mixed())
+    else:
+        path = write_ng(tmp_path, ng([(Decimal(1000 + i) + Decimal("0.123456789"), f) for i, f in enumerate(mixed())],
+                                     ((1, 9),)))
+    shift = 1_764_000_000.987654 - 1000
+    python, native = both(path, shift=shift)
+    assert native == python
+    assert json.loads(native[0][0])["ts"] == pytest.approx(1_764_000_000.987654 + 0.123456, abs=1e-3)
+
 
 @pytest.mark.parametrize("linktype,wrap", [(1, eth), (113, sll), (276, sll2)], ids=["ethernet", "sll", "sll2"])
 @pytest.mark.parametrize("nsec,big_endian", [(False, False), (True, False), (False, True)],

@@ -1962,7 +1962,8 @@ impl RecordBuilder {
     /// UDP) and `PcapSource`'s UDP rules, into records, until the first packet this cannot finish alone.
     ///
     /// `layout` = `(big_endian, nanoseconds, record_header_length, linktype)`; `ports` the SIP ports
-    /// (a frozenset); `next_sweep` the capture time of `PcapSource`'s next timeout sweep.
+    /// (a frozenset); `next_sweep` the capture time of `PcapSource`'s next timeout sweep; `shift` is added
+    /// to the records' times (`--retime`; the packets' own times drive the sweeps, as in Python).
     /// Returns `(records, off, next_sweep, sweep, fallback, status, frames, keepalive, not_sip)`:
     /// * `records`: the SipMessage records of the packets handled here, in capture order;
     /// * `off`: where the next call starts (after `fallback`, when there is one);
@@ -1982,10 +1983,11 @@ impl RecordBuilder {
         layout: (bool, bool, usize, u32),
         ports: &Bound<'py, PyAny>,
         next_sweep: f64,
+        shift: f64,
     ) -> PyResult<(Bound<'py, PyList>, usize, f64, Option<f64>, Option<(f64, Bound<'py, PyAny>, u32)>, u8, usize, usize, usize)> {
         let (big, nsec, hlen, linktype) = layout;
         let scale = if nsec { 1e-9 } else { 1e-6 };
-        let mut bt = Batch::new(py, ports, next_sweep)?;
+        let mut bt = Batch::new(py, ports, next_sweep, shift)?;
         let mut off = off;
         let mut fallback = None;
         let mut status = 0;
@@ -2032,6 +2034,7 @@ impl RecordBuilder {
         ifaces: Vec<(u32, Bound<'py, PyAny>, Bound<'py, PyAny>)>,
         ports: &Bound<'py, PyAny>,
         next_sweep: f64,
+        shift: f64,
     ) -> PyResult<(Bound<'py, PyList>, usize, Option<f64>, f64, Option<f64>, Option<(f64, u32, Bound<'py, PyAny>, u32)>, usize, usize, usize)> {
         const EXACT: u64 = 1 << 53; // integers a double holds exactly: Python's int / int and int + float agree
         // per interface: (linktype, divisor, offset) when both convert exactly, else None (Python decides)
@@ -2043,7 +2046,7 @@ impl RecordBuilder {
                 Some((*lt, div as f64, tsoff as f64))
             })
             .collect();
-        let mut bt = Batch::new(py, ports, next_sweep)?;
+        let mut bt = Batch::new(py, ports, next_sweep, shift)?;
         let mut off = off;
         let mut last_ts = None;
         let mut fallback = None;
@@ -2107,10 +2110,11 @@ struct Batch<'py> {
     not_sip: usize,
     next_sweep: f64,
     sweep: Option<f64>,
+    shift: f64,
 }
 
 impl<'py> Batch<'py> {
-    fn new(py: Python<'py>, ports: &Bound<'py, PyAny>, next_sweep: f64) -> PyResult<Self> {
+    fn new(py: Python<'py>, ports: &Bound<'py, PyAny>, next_sweep: f64, shift: f64) -> PyResult<Self> {
         Ok(Batch {
             ports: ports.try_iter()?.map(|p| p?.extract::<u16>()).collect::<PyResult<_>>()?,
             records: PyList::empty(py),
@@ -2122,6 +2126,7 @@ impl<'py> Batch<'py> {
             not_sip: 0,
             next_sweep,
             sweep: None,
+            shift,
         })
     }
 
@@ -2190,8 +2195,10 @@ impl RecordBuilder {
         let dst_ip = bt.addr(py, &data[o + 16..o + 20]);
         let sport_obj = bt.port(py, sport)?;
         let dport_obj = bt.port(py, dport)?;
-        let ts_obj = pyo3::types::PyFloat::new(py, ts).into_any();
-        let w = Wire { ts, ts_obj: &ts_obj, src_ip: &src_ip, src_port: sport as i64, src_port_obj: &sport_obj,
+        // the record's time: `--retime` shifts it as `pipeline.retimed` shifts a payload's (after PcapSource)
+        let rec_ts = ts + bt.shift;
+        let ts_obj = pyo3::types::PyFloat::new(py, rec_ts).into_any();
+        let w = Wire { ts: rec_ts, ts_obj: &ts_obj, src_ip: &src_ip, src_port: sport as i64, src_port_obj: &sport_obj,
                        dst_ip: &dst_ip, dst_port: dport as i64, dst_port_obj: &dport_obj, transport: &bt.udp };
         // a panic or an error in the core: the Python path decides, as for `build`
         let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make(py, payload, &w)));
