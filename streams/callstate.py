@@ -102,14 +102,6 @@ class CallState(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
         return msgspec.convert(state, cls, strict=False)
 
 
-def _ms(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round((b - a) * 1000.0, 3)
-
-
-def _s(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(b - a, 6)
-
-
 def live_state(call: CallState) -> str:
     """The public ``state`` of a leg still open."""
     if call.answer_ts is not None:
@@ -176,15 +168,20 @@ def summarize(call: CallState, trunks: TrunkMap, *, final: bool, end_reason: str
     s.final_reason = call.final_reason
     s.q850_cause = call.q850_cause
     s.hangup_by = call.hangup_by
+    # Intervals: milliseconds round((b - a) * 1000.0, 3), seconds round(b - a, 6), None when an end is
+    # missing; written out rather than in a helper (six calls per summary), and start is never None.
     if answered:
-        s.srd_success_ms = _ms(start, prov if prov is not None else call.answer_ts)
-        s.sdd_ms = _ms(call.bye_ts, call.bye_ok_ts)
-        s.duration_s = _s(call.answer_ts, dur_end)
+        first = prov if prov is not None else call.answer_ts
+        s.srd_success_ms = round((first - start) * 1000.0, 3)
+        bye, bye_ok = call.bye_ts, call.bye_ok_ts
+        s.sdd_ms = None if bye is None or bye_ok is None else round((bye_ok - bye) * 1000.0, 3)
+        s.duration_s = None if dur_end is None else round(dur_end - call.answer_ts, 6)
     elif outcomes.is_failure_response(call.final_status):
-        s.srd_failure_ms = _ms(start, call.final_ts)
+        s.srd_failure_ms = None if call.final_ts is None else round((call.final_ts - start) * 1000.0, 3)
     if prov is not None:
-        s.ring_time_s = _s(prov, ring_end)
-    s.pdd_ms = _ms(start, prov if prov is not None else call.final_ts)
+        s.ring_time_s = None if ring_end is None else round(ring_end - prov, 6)
+    first = prov if prov is not None else call.final_ts
+    s.pdd_ms = None if first is None else round((first - start) * 1000.0, 3)
     s.messages = call.messages
     s.retransmissions = call.retransmissions
     s.duplicates = call.duplicates

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from collections import deque
 from typing import Any
+from zlib import crc32
 
 from sipscope.records import CallSummary, SipMessage
 from sipscope.settings import CorrelationSettings
@@ -75,7 +76,7 @@ from streams.callstate import (
     summarize,
 )
 from streams.legs import LegLinker, numbers
-from streams.observations import DUPLICATE, NEW, classify, payload_hash, prune
+from streams.observations import DUPLICATE, classify, payload_hash, prune
 from streams.timers import INF, Timers
 from streams.trunks import TrunkMap
 
@@ -87,6 +88,20 @@ _SEEN_KEEP_S = 40.0
 
 def _host(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+_HOSTS: dict[tuple[str, int], str] = {}
+"""Memo of :func:`_host`: every message names two addresses, and a capture sees the same few thousand;
+a dict lookup is cheaper than formatting the string again (two f-strings per message)."""
+_HOSTS_MAX = 50_000
+
+
+def _host_memo(ip: str, port: int) -> str:
+    """:func:`_host` through the memo (called on a miss; the hit is inlined where it matters)."""
+    if len(_HOSTS) >= _HOSTS_MAX:
+        _HOSTS.clear()
+    h = _HOSTS[(ip, port)] = _host(ip, port)
+    return h
 
 
 class CallTracker:
@@ -259,7 +274,8 @@ class CallTracker:
         call.caller_agent = msg.user_agent
         if sdp is not None and sdp.codecs:
             call.codecs = list(sdp.codecs)
-        call.hosts = [_host(msg.src_ip, msg.src_port), _host(msg.dst_ip, msg.dst_port)]
+        call.hosts = [_HOSTS.get((msg.src_ip, msg.src_port)) or _host_memo(msg.src_ip, msg.src_port),
+                      _HOSTS.get((msg.dst_ip, msg.dst_port)) or _host_memo(msg.dst_ip, msg.dst_port)]
         call.nodes = [msg.node]
         call.messages = 1
         call.seen = {payload_hash(msg.raw): [ts, msg.node]}
@@ -297,25 +313,28 @@ class CallTracker:
             call.end_ts = ts
         node = msg.node
         seen = call.seen
-        kind = classify(seen, payload_hash(msg.raw), ts, node, self._win, self._swin)
-        if kind != NEW:
-            if kind == DUPLICATE:
+        # observations.payload_hash and classify's first branch, inlined: they run for every message.
+        data = msg.raw.encode("utf-8", "surrogatepass")
+        h = (len(data) << 32) | crc32(data)
+        if h in seen:  # a copy or a retransmission (classify says NEW only for an unknown hash)
+            if classify(seen, h, ts, node, self._win, self._swin) == DUPLICATE:
                 call.duplicates += 1
                 if node not in call.nodes:
                     call.nodes.append(node)
             else:
                 call.retransmissions += 1
             return
+        seen[h] = [ts, node]
         call.messages += 1
         if call.messages % _SEEN_PRUNE_EVERY == 0:
             prune(seen, ts - _SEEN_KEEP_S)
         hosts = call.hosts
-        h = _host(msg.src_ip, msg.src_port)
-        if h not in hosts:
-            hosts.append(h)
-        h = _host(msg.dst_ip, msg.dst_port)
-        if h not in hosts:
-            hosts.append(h)
+        src = _HOSTS.get((msg.src_ip, msg.src_port)) or _host_memo(msg.src_ip, msg.src_port)
+        if src not in hosts:
+            hosts.append(src)
+        dst = _HOSTS.get((msg.dst_ip, msg.dst_port)) or _host_memo(msg.dst_ip, msg.dst_port)
+        if dst not in hosts:
+            hosts.append(dst)
         if node not in call.nodes:
             call.nodes.append(node)
         if msg.correlation_id and call.correlation_id is None:
@@ -451,6 +470,8 @@ class CallTracker:
     # -- timers ---------------------------------------------------------------------------------------
 
     def _deadline(self, call: CallState) -> float:
+        """When the leg closes unless a message comes (the table in the module docstring; :meth:`_wake`
+        repeats these rules)."""
         cfg = self.cfg
         phase = call.phase
         if phase == ANSWERED:
@@ -467,10 +488,27 @@ class CallTracker:
         return call.txn_ts + cfg.no_final_timeout_s
 
     def _wake(self, call: CallState) -> float:
-        d = self._deadline(call)
-        if self._interim and call.phase == ANSWERED and 0 < call.next_interim < d:
-            return call.next_interim
-        return d
+        """When to look at the leg next: its :meth:`_deadline`, or its next interim summary when earlier.
+
+        Runs once per message, so :meth:`_deadline`'s rules are repeated here rather than called (keep the
+        two in step)."""
+        cfg = self.cfg
+        phase = call.phase
+        if phase == ANSWERED:
+            d = call.end_ts + cfg.answered_timeout_s
+            if self._interim and 0 < call.next_interim < d:
+                return call.next_interim
+            return d
+        if phase == ENDING:
+            return call.end_ts + cfg.bye_wait_s
+        if phase == FAILED:
+            wait = cfg.auth_retry_wait_s if call.final_status in outcomes.CHALLENGE_CODES else cfg.final_wait_s
+            return (call.final_ts or call.end_ts) + wait
+        if phase == PROCEEDING:
+            return call.end_ts + cfg.proceeding_timeout_s
+        if phase == CANCELLING:
+            return (call.cancel_ts or call.end_ts) + cfg.no_final_timeout_s
+        return call.txn_ts + cfg.no_final_timeout_s
 
     def _forget_closed(self, now: float) -> None:
         limit = now - self.cfg.closed_memory_s

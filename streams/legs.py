@@ -35,11 +35,18 @@ from typing import Any
 _ANONYMOUS = frozenset({"anonymous", "unknown", "restricted", "unavailable", "private", "anonymous.invalid"})
 
 
+_NOT_ANONYMOUS_START = frozenset("0123456789+")
+"""A value starting with one of these is a number, never one of ``_ANONYMOUS`` (all start with a letter):
+the common case skips building its lower-case copy."""
+
+
 def numbers(a: str | None, b: str | None) -> frozenset[str]:
     """The set of usable numbers/users among ``a`` and ``b`` (None, empty and anonymous ones dropped)."""
-    if a and a.lower() not in _ANONYMOUS:
-        return frozenset((a, b)) if b and b.lower() not in _ANONYMOUS else frozenset((a,))
-    return frozenset((b,)) if b and b.lower() not in _ANONYMOUS else _NONE
+    if a and (a[0] in _NOT_ANONYMOUS_START or a.lower() not in _ANONYMOUS):
+        if b and (b[0] in _NOT_ANONYMOUS_START or b.lower() not in _ANONYMOUS):
+            return frozenset((a, b))
+        return frozenset((a,))
+    return frozenset((b,)) if b and (b[0] in _NOT_ANONYMOUS_START or b.lower() not in _ANONYMOUS) else _NONE
 
 
 _NONE: frozenset[str] = frozenset()
@@ -84,8 +91,12 @@ class LegLinker:
         index, window, call_id = self._index, self.window, state.call_id
         best: _Candidate | None = None
         best_key = (0, -1)
+        # One pass over the numbers both looks up the candidates (sent to src_ip) and builds this leg's own
+        # keys (sent to dst_ip): no comprehension frames, no list concatenation.
+        keys: list[tuple[str, bool, str]] = []
         for is_caller, nums in ((True, callers), (False, callees)):
             for n in nums:
+                keys.append((dst_ip, is_caller, n))
                 dq = index.get((src_ip, is_caller, n))
                 if not dq:
                     continue
@@ -98,7 +109,6 @@ class LegLinker:
                         best_key, best = key, c
         self._seq += 1
         cand = _Candidate(ts, self._seq, call_id, callers, callees, state)
-        keys = [(dst_ip, True, n) for n in callers] + [(dst_ip, False, n) for n in callees]
         for k in keys:
             dq = index.get(k)
             if dq is None:
