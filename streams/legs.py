@@ -100,7 +100,12 @@ class LegLinker:
                 dq = index.get((src_ip, is_caller, n))
                 if not dq:
                     continue
-                for c in dq:
+                # newest first (a deque holds its candidates in ``seq`` order): once the best so far
+                # matches both numbers, no older candidate can beat it. A loopback capture or a trunk
+                # that reuses its numbers puts every recent INVITE in one deque; this looks at one or two.
+                for c in reversed(dq):
+                    if best_key[0] == 4 and c.seq < best_key[1]:
+                        break
                     dt = ts - c.ts
                     if dt < 0 or dt > window or c.call_id == call_id:
                         continue

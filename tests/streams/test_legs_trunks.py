@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sipbuild import A, B, Leg, P
 
 from sipscope.settings import CorrelationSettings
 from streams.dialogs import CallTracker
+from streams.legs import LegLinker
 from streams.trunks import TrunkMap
 
 T0 = 2000.0
@@ -116,3 +119,38 @@ def test_summary_carries_trunk_names():
     got = legs_of([leg.invite(T0)], CorrelationSettings(trunks={"10.0.0.1/32": "pbx-a", "10.0.0.0/29": "carrier-b"}))
     s = got[leg.call_id]
     assert (s.src_trunk, s.dst_trunk) == ("pbx-a", "carrier-b")
+
+
+class _Leg:
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.correlation_id = None
+
+
+def _full_scan(history: list, ts: float, src: str, callers: frozenset, callees: frozenset, window: float):
+    """The rule of LegLinker.link by brute force: among earlier legs sent to ``src`` within the window that
+    share a number, the highest score (2 per shared caller, 2 per shared callee side), then the newest."""
+    best, best_key = None, (0, -1)
+    for seq, (t, cid, dst, cs, ce) in enumerate(history):
+        if dst != src or not (0 <= ts - t <= window):
+            continue
+        score = (2 if callers & cs else 0) + (2 if callees & ce else 0)
+        if score and (score, seq) > best_key:
+            best, best_key = cid, (score, seq)
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 0.9), st.sampled_from(["h1", "h2"]), st.sampled_from(["h1", "h2"]),
+                          st.frozensets(st.sampled_from(["100", "200", "300"]), max_size=2),
+                          st.frozensets(st.sampled_from(["100", "400", "500"]), max_size=2)), max_size=40))
+def test_linker_picks_what_a_full_scan_picks(events):
+    """The newest-first scan with its early stop returns what looking at every candidate returns."""
+    linker = LegLinker(2.0)
+    history, ts = [], 1000.0
+    for i, (gap, src, dst, callers, callees) in enumerate(events):
+        ts += gap
+        want = _full_scan(history, ts, src, callers, callees, 2.0)
+        got = linker.link(_Leg(f"c{i}"), ts, src, dst, callers, callees)
+        assert (got.call_id if got is not None else None) == want
+        history.append((ts, f"c{i}", dst, callers, callees))
