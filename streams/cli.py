@@ -10,8 +10,10 @@ def _cmd_analyze(args) -> int:
     from producers.pcapfile import CaptureFormatError
     from producers.tshark_source import TsharkError
     from sipscope.settings import get_settings
+    from sipscope.cli import tune_gc
     from streams.analyze import analyze_file, render_text, report_json
 
+    tune_gc(get_settings().batch_gc_young_threshold)
     try:
         report = analyze_file(args.file, get_settings(), keylog=args.keylog)
     except (OSError, ValueError, CaptureFormatError, TsharkError) as exc:
