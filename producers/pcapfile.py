@@ -162,19 +162,12 @@ class CaptureReader:
     # -- pcap ---------------------------------------------------------------------------------
 
     def _iter_pcap(self) -> Iterator[Packet]:
+        big_endian, nsec, hlen, linktype = self.pcap_layout()  # type: ignore[misc] - format is pcap here
+        scale = 1e-9 if nsec else 1e-6
+        unpack = struct.Struct((">" if big_endian else "<") + "IIII").unpack_from
+        chunks = self.pcap_buffers(hlen)
         try:
-            head = self._head
-            magic_le = struct.unpack_from("<I", head)[0]
-            endian = "<" if magic_le in (PCAP_USEC, PCAP_NSEC, PCAP_KUZNETZOV) else ">"
-            magic, _vmaj, _vmin, _zone, _sigfigs, _snaplen, network = struct.unpack_from(endian + "IHHiIII", head)
-            linktype = network & 0xFFFF  # the upper bits announce an FCS and its length
-            self.linktypes.add(linktype)
-            scale = 1e-9 if magic == PCAP_NSEC else 1e-6
-            hlen = 24 if magic == PCAP_KUZNETZOV else 16
-            unpack = struct.Struct(endian + "IIII").unpack_from
-            f = self._f
-            buf = head[24:]
-            off = 0
+            buf, off = next(chunks)
             while True:
                 n = len(buf)
                 while off + hlen <= n:
@@ -188,14 +181,11 @@ class CaptureReader:
                         break
                     yield (sec + frac * scale, linktype, buf[start:end], origlen)
                     off = end
-                buf, off = _refill(f, buf, off, hlen)
-                if buf is None:
-                    self._count("truncated_file")
-                    return
-                if not buf:
-                    return
+                buf, off = chunks.send(off)
+        except StopIteration:  # the end of the file (pcap_buffers counted a truncated one)
+            return
         finally:
-            self._f.close()
+            chunks.close()
 
     # -- pcapng -------------------------------------------------------------------------------
 

@@ -470,8 +470,7 @@ class CallTracker:
     # -- timers ---------------------------------------------------------------------------------------
 
     def _deadline(self, call: CallState) -> float:
-        """When the leg closes unless a message comes (the table in the module docstring; :meth:`_wake`
-        repeats these rules)."""
+        """When the leg closes unless a message comes (the table in the module docstring)."""
         cfg = self.cfg
         phase = call.phase
         if phase == ANSWERED:
@@ -488,27 +487,11 @@ class CallTracker:
         return call.txn_ts + cfg.no_final_timeout_s
 
     def _wake(self, call: CallState) -> float:
-        """When to look at the leg next: its :meth:`_deadline`, or its next interim summary when earlier.
-
-        Runs once per message, so :meth:`_deadline`'s rules are repeated here rather than called (keep the
-        two in step)."""
-        cfg = self.cfg
-        phase = call.phase
-        if phase == ANSWERED:
-            d = call.end_ts + cfg.answered_timeout_s
-            if self._interim and 0 < call.next_interim < d:
-                return call.next_interim
-            return d
-        if phase == ENDING:
-            return call.end_ts + cfg.bye_wait_s
-        if phase == FAILED:
-            wait = cfg.auth_retry_wait_s if call.final_status in outcomes.CHALLENGE_CODES else cfg.final_wait_s
-            return (call.final_ts or call.end_ts) + wait
-        if phase == PROCEEDING:
-            return call.end_ts + cfg.proceeding_timeout_s
-        if phase == CANCELLING:
-            return (call.cancel_ts or call.end_ts) + cfg.no_final_timeout_s
-        return call.txn_ts + cfg.no_final_timeout_s
+        """When to look at the leg next: its :meth:`_deadline`, or its next interim summary when earlier."""
+        d = self._deadline(call)
+        if self._interim and call.phase == ANSWERED and 0 < call.next_interim < d:
+            return call.next_interim
+        return d
 
     def _forget_closed(self, now: float) -> None:
         limit = now - self.cfg.closed_memory_s

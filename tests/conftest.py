@@ -31,6 +31,14 @@ def shared_testdata() -> Path:
     return SHARED
 
 
+def shared_captures() -> list[Path]:
+    """Every capture file of ../shared/testdata/pcaps (empty when it is absent), for parametrize."""
+    pcaps = SHARED / "pcaps"
+    if not pcaps.is_dir():
+        return []
+    return sorted(p for p in pcaps.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
+
+
 def require_binary(name: str) -> str:
     path = shutil.which(name)
     if not path:

@@ -27,6 +27,7 @@ from sipscope import records
 from sipscope.numbers import NumberPlan
 from sipscope.records import SipMessage
 from sipscope.settings import NumberingSettings, Settings
+from tests.conftest import shared_captures
 from tests.producers.test_pcap_source import (
     MSG1,
     MSG2,
@@ -209,15 +210,9 @@ def test_numbers_normalised_by_the_core_match_python(tmp_path: Path) -> None:
     assert got["n-0"] == got["n-1"] == got["n-2"] == got["n-8"] == "61289707501"
 
 
-def _captures() -> list[Path]:
-    if not PCAPS.is_dir():
-        return []
-    return sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
-
-
 @pytest.mark.shared
 @pytest.mark.skipif(not PCAPS.is_dir(), reason="../shared/testdata is absent")
-@pytest.mark.parametrize("pcap", _captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("pcap", shared_captures(), ids=lambda p: p.name)
 def test_shared_captures_same_as_python(pcap: Path) -> None:
     python, native = both(pcap)
     assert native == python

@@ -31,6 +31,8 @@ sipcore = pytest.importorskip(
 
 from test_sip_parser import REAL_MESSAGES  # noqa: E402 - after the skip (same directory, rootdir import mode)
 
+from tests.conftest import shared_captures  # noqa: E402
+
 PCAPS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pcaps"
 CORRELATION = ("X-CID", "P-Charging-Vector")
 
@@ -80,15 +82,9 @@ def test_parse_sip_uses_the_core() -> None:
     assert _result(parse_sip, msg) == _result(parse_sip_python, msg)
 
 
-def _captures() -> list[Path]:
-    if not PCAPS.is_dir():
-        return []
-    return sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
-
-
 @pytest.mark.shared
 @pytest.mark.skipif(not PCAPS.is_dir(), reason="../shared/testdata is absent")
-@pytest.mark.parametrize("pcap", _captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("pcap", shared_captures(), ids=lambda p: p.name)
 def test_captures_native_equals_python(pcap: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from producers.cli import file_payloads
     from sipscope.settings import get_settings
