@@ -411,7 +411,14 @@ class Alert(msgspec.Struct, omit_defaults=True, kw_only=True, tag_field="v", tag
     """A few example Call-IDs."""
 
 
-def stable_id(*parts: object) -> str:
-    """Deterministic id from parts (the same input on every replay gives the same id)."""
+def stable_id_python(*parts: object) -> str:
+    """Deterministic id from parts (the same input on every replay gives the same id): blake2b-128 hex of
+    each part's ``format(p, "")`` followed by a unit separator, in UTF-8."""
     # one update of every part followed by a unit separator (the same bytes as one update per piece)
     return hashlib.blake2b("".join([f"{p}\x1f" for p in parts]).encode(), digest_size=16).hexdigest()
+
+
+try:  # the optional native core (producers/sipcore): the same ids, spelled and hashed without Python objects
+    from sipscope_sipcore import stable_id
+except ImportError:  # pragma: no cover - depends on the installation
+    stable_id = stable_id_python

@@ -2242,9 +2242,56 @@ fn looks_like_sip(p: &[u8]) -> bool {
     end >= 8 && &p[end - 8..end] == b" SIP/2.0"
 }
 
+/// `format(x, "")` (= `repr`) of a float: CPython's own `float_repr`, `PyOS_double_to_string(x, 'r', 0,
+/// Py_DTSF_ADD_DOT_0)`, without a Python object. (Rust's shortest digits differ on ties:
+/// 562949953421312.25 is "...312.3" in Rust and "...312.2" in Python.)
+fn float_repr(x: f64) -> Option<String> {
+    // SAFETY: a C string allocated by Python (PyMem_Malloc), copied, then freed; NULL on failure
+    unsafe {
+        let p = pyo3::ffi::PyOS_double_to_string(x, b'r' as std::ffi::c_char, 0, pyo3::ffi::Py_DTSF_ADD_DOT_0, std::ptr::null_mut());
+        if p.is_null() {
+            return None;
+        }
+        let s = std::ffi::CStr::from_ptr(p).to_str().ok().map(str::to_owned);
+        pyo3::ffi::PyMem_Free(p.cast());
+        s
+    }
+}
+
+/// `sipscope.records.stable_id`: blake2b-128 hex of `"".join(f"{p}\x1f" for p in parts)` in UTF-8. str, int
+/// and float parts are spelled here (floats by `float_repr`); any other part by `format(p, "")`.
+#[pyfunction]
+#[pyo3(signature = (*parts))]
+fn stable_id(parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+    let mut state = blake2b_simd::Params::new().hash_length(16).to_state();
+    for p in parts.iter() {
+        if let Ok(s) = p.cast_exact::<PyString>() {
+            state.update(s.to_str()?.as_bytes());
+        } else if let Some(t) = p
+            .is_exact_instance_of::<pyo3::types::PyFloat>()
+            .then(|| p.extract::<f64>().ok().and_then(float_repr))
+            .flatten()
+        {
+            state.update(t.as_bytes());
+        } else if let Some(i) = p.is_exact_instance_of::<pyo3::types::PyInt>().then(|| p.extract::<i64>().ok()).flatten() {
+            state.update(i.to_string().as_bytes());
+        } else {
+            // SAFETY: both pointers are live objects; a NULL result is an error set by Python
+            let f = unsafe {
+                let spec = PyString::new(p.py(), "");
+                Bound::from_owned_ptr_or_err(p.py(), pyo3::ffi::PyObject_Format(p.as_ptr(), spec.as_ptr()))?
+            };
+            state.update(f.cast::<PyString>()?.to_str()?.as_bytes());
+        }
+        state.update(b"\x1f");
+    }
+    Ok(state.finalize().to_hex().to_string())
+}
+
 #[pymodule]
 fn sipscope_sipcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse, m)?)?;
+    m.add_function(wrap_pyfunction!(stable_id, m)?)?;
     m.add_class::<RecordBuilder>()?;
     Ok(())
 }
