@@ -141,7 +141,8 @@ def _cmd_capture(args) -> int:
 
 
 def live_payloads(interface: str, keylog: str | None, bpf: str | None, settings: Settings, counters):
-    """Live capture: dumpcap -> our fast reader; with a TLS key log, tshark decrypts (slower)."""
+    """Live capture: dumpcap -> the native pcap path (:func:`producers.native_pcap.stream_items`; records and
+    payloads); with a TLS key log, tshark decrypts (slower)."""
     from producers.tshark_source import TsharkError, bpf_for_ports, iter_tshark_payloads, tshark_command
 
     bpf = bpf or bpf_for_ports(settings.capture.sip_ports)
@@ -151,14 +152,13 @@ def live_payloads(interface: str, keylog: str | None, bpf: str | None, settings:
     dumpcap = shutil.which("dumpcap")
     if not dumpcap:
         raise TsharkError("dumpcap not found (apt-get install tshark)")
-    from producers.live import iter_pcap_stream
-    from producers.pcap_source import PcapSource
+    from producers.native_pcap import stream_items
 
     proc = subprocess.Popen([dumpcap, "-q", "-i", interface, "-f", bpf, "-P", "-w", "-"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
     try:
-        packets = iter_pcap_stream(proc.stdout)  # type: ignore[arg-type]
-        yield from PcapSource(interface, ports=settings.capture.sip_ports, counters=counters, packets=packets)
+        yield from stream_items(proc.stdout, _options(settings, "live"),  # type: ignore[arg-type]
+                                ports=settings.capture.sip_ports, counters=counters)
     finally:
         proc.terminate()
         proc.wait(5)

@@ -30,16 +30,20 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return bytes(buf)
 
 
-def iter_pcap_stream(f: BinaryIO) -> Iterator[tuple[float, int, bytes, int]]:
-    """``(ts, linktype, data, orig_len)`` for each record of a classic pcap stream, until EOF."""
+def read_pcap_head(f: BinaryIO) -> tuple[str, float, int] | None:
+    """``(byte order, time unit, linktype)`` from a classic pcap stream's header; None at an empty stream."""
     head = _read_exact(f, 24)
     if len(head) < 24:
-        return
+        return None
     fmt = _MAGIC.get(head[:4])
     if fmt is None:
         raise LiveCaptureError("the capture stream is not classic pcap (dumpcap -P)")
     endian, unit = fmt
-    linktype = struct.unpack(endian + "I", head[20:24])[0] & 0x0FFFFFFF
+    return endian, unit, struct.unpack(endian + "I", head[20:24])[0] & 0x0FFFFFFF
+
+
+def iter_pcap_records(f: BinaryIO, endian: str, unit: float, linktype: int) -> Iterator[tuple[float, int, bytes, int]]:
+    """``(ts, linktype, data, orig_len)`` for each record after the header, until EOF."""
     rec = struct.Struct(endian + "IIII")
     while True:
         h = _read_exact(f, 16)
@@ -50,3 +54,10 @@ def iter_pcap_stream(f: BinaryIO) -> Iterator[tuple[float, int, bytes, int]]:
         if len(data) < incl:
             return
         yield sec + frac * unit, linktype, data, orig
+
+
+def iter_pcap_stream(f: BinaryIO) -> Iterator[tuple[float, int, bytes, int]]:
+    """``(ts, linktype, data, orig_len)`` for each record of a classic pcap stream, until EOF."""
+    head = read_pcap_head(f)
+    if head is not None:
+        yield from iter_pcap_records(f, *head)

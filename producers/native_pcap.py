@@ -17,8 +17,9 @@ core. So the records, their order, the rejected payloads and every counter are t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
+from producers.live import iter_pcap_records, read_pcap_head
 from producers.pcap_source import Counters, Payload, PcapSource
 from producers.pcapfile import CaptureReader, open_capture
 from producers.pipeline import Options, Stats, records_from, retimed
@@ -135,3 +136,42 @@ def _pcapng_items(reader: CaptureReader, runs: _Runs) -> Iterator[Payload | SipM
             yield from _retimed(source.payloads_of((packet,)), shift)
     yield from pending
     yield from _retimed(source.finish(), shift)
+
+
+def stream_items(f: BinaryIO, opts: Options, *, ports: Iterable[int],
+                 counters: Counters | None = None) -> Iterator[Payload | SipMessage]:
+    """:func:`file_items` for a live classic pcap stream (dumpcap's pipe): each read takes what the pipe
+    holds (up to 1 MiB), so a busy link is read in runs and a quiet one packet by packet, never held back.
+    Records are the ones ``PcapSource`` over :func:`producers.live.iter_pcap_stream` gives."""
+    counters = counters if counters is not None else Counters()
+    head = read_pcap_head(f)
+    if head is None:
+        return
+    endian, unit, linktype = head
+    source = PcapSource("live", ports=ports, counters=counters, packets=())
+    builder = native_builder(tuple(opts.correlation_headers), opts.node, opts.plan)
+    if builder is None or linktype not in FAST_LINKTYPES:
+        yield from source.payloads_of(iter_pcap_records(f, endian, unit, linktype))
+        yield from source.finish()
+        return
+    runs = _Runs(builder, source, 0.0)
+    build_pcap, ports_set = builder.build_pcap, source.ports
+    layout = (endian == ">", unit == 1e-9, 16, linktype)
+    read = getattr(f, "read1", f.read)
+    buf, off = b"", 0
+    while True:
+        more = read(1 << 20)
+        if not more:
+            break
+        buf, off = buf[off:] + more, 0
+        while True:
+            # no record size limit: iter_pcap_stream has none (a record waits until it is whole)
+            (records, off, source.next_sweep, sweep, fallback, _status, frames, keepalive,
+             not_sip) = build_pcap(buf, off, layout, ports_set, source.next_sweep, 0.0, 1 << 62)
+            runs.done(frames, keepalive, not_sip, records, sweep)
+            yield from records
+            if fallback is None:
+                break
+            ts, data, orig_len = fallback
+            yield from source.payloads_of(((ts, linktype, data, orig_len),))
+    yield from source.finish()

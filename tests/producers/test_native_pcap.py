@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from producers.cli import _options, file_payloads
 from producers import native_pcap
 from producers.native_pcap import file_records as native_file_records
-from producers.pcap_source import Counters
+from producers.pcap_source import Counters, PcapSource
 from producers.pcapfile import write_pcap, write_pcapng
 from producers.pipeline import Stats, records_from, retimed
 from producers.sip_record import NATIVE_RECORD, e164_memo
@@ -315,3 +315,50 @@ def test_pcapng_times_as_python_computes_them(tmp_path: Path, units: list[int], 
         data += block(6, struct.pack("<IIIII", 0, u >> 32, u & 0xFFFFFFFF, len(frame), len(frame)) + frame)
     python, native = both(write_ng(tmp_path, data))
     assert native == python
+
+
+# -- live: dumpcap's pcap stream --------------------------------------------------------------------------
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands out at most ``step`` bytes per read, as a slow link does."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        out = self.data[self.pos : self.pos + min(self.step, n if n >= 0 else self.step)]
+        self.pos += len(out)
+        return out
+
+    def readinto(self, b) -> int:  # noqa: ANN001 - what _read_exact's f.read uses
+        out = self.read1(len(b))
+        b[: len(out)] = out
+        return len(out)
+
+
+@pytest.mark.parametrize("step", [7, 100, 1 << 20])
+@pytest.mark.parametrize("nsec,big_endian", [(False, False), (True, True)], ids=["usec", "nsec-big"])
+def test_live_stream_same_as_python(tmp_path: Path, step: int, nsec: bool, big_endian: bool) -> None:
+    """The stream read in pieces of any size (a record split across reads waits for its end) gives what
+    PcapSource over iter_pcap_stream gives."""
+    from producers.live import iter_pcap_stream
+
+    data = write(tmp_path, mixed(), nsec=nsec, big_endian=big_endian).read_bytes()
+    s = Settings()
+    out = []
+    for native in (False, True):
+        counters, stats = Counters(), Stats()
+        if native:
+            items = native_pcap.stream_items(_Trickle(data, step), _options(s, "t"), ports=s.capture.sip_ports,
+                                             counters=counters)
+        else:
+            items = iter(PcapSource("live", ports=s.capture.sip_ports, counters=counters,
+                                    packets=iter_pcap_stream(_Trickle(data, step))))
+        out.append(([records.encode(r) for r in records_from(items, _options(s, "t"), stats)], dict(counters),
+                    stats.as_dict()))
+    assert out[1] == out[0]
+    assert len(out[1][0]) == 9 and out[1][1]["keepalive"] == 1

@@ -1971,10 +1971,12 @@ impl RecordBuilder {
     ///   `fallback`: handled packets never touch the fragment or TCP tables);
     /// * `fallback`: None, or `(ts, data, orig_len)` of the packet that stopped the batch, for the Python
     ///   path: any other link or network layer, a fragment, TCP, SCTP, a message the core declines;
-    /// * `status`: 0 = `buf` ends (refill and call again), 1 = `corrupt_file` (a record over 256 KiB);
+    /// * `status`: 0 = `buf` ends (refill and call again), 1 = `corrupt_file` (a record over `max_packet`,
+    ///   256 KiB unless given);
     /// * `frames`, `keepalive`, `not_sip`: counts of the packets handled here (keep-alives on a SIP
     ///   port and non-SIP UDP elsewhere are dropped and counted as `PcapSource` does).
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    #[pyo3(signature = (buf, off, layout, ports, next_sweep, shift, max_packet = MAX_PACKET))]
     fn build_pcap<'py>(
         &self,
         py: Python<'py>,
@@ -1984,6 +1986,7 @@ impl RecordBuilder {
         ports: &Bound<'py, PyAny>,
         next_sweep: f64,
         shift: f64,
+        max_packet: usize,
     ) -> PyResult<(Bound<'py, PyList>, usize, f64, Option<f64>, Option<(f64, Bound<'py, PyAny>, u32)>, u8, usize, usize, usize)> {
         let (big, nsec, hlen, linktype) = layout;
         let scale = if nsec { 1e-9 } else { 1e-6 };
@@ -1997,7 +2000,7 @@ impl RecordBuilder {
             let frac = u32_at(buf, off + 4, big);
             let caplen = u32_at(buf, off + 8, big) as usize;
             let origlen = u32_at(buf, off + 12, big);
-            if caplen > MAX_PACKET {
+            if caplen > max_packet {
                 status = 1;
                 break;
             }
