@@ -22,19 +22,12 @@ from typing import Any, BinaryIO
 from producers.live import iter_pcap_records, read_pcap_head
 from producers.pcap_source import Counters, Payload, PcapSource
 from producers.pcapfile import CaptureReader, open_capture
-from producers.pipeline import Options, Stats, records_from, retimed
+from producers.pipeline import Options, retimed
 from producers.sip_record import native_builder
-from sipscope.records import Rejected, SipMessage
+from sipscope.records import SipMessage
 
 FAST_LINKTYPES = frozenset({1, 113, 276})
 """Ethernet, Linux cooked SLL and SLL2: the link types of ``netdecode.decode``'s fast path."""
-
-
-def file_records(path: str, opts: Options, stats: Stats, *, ports: Iterable[int],
-                 counters: Counters | None = None) -> Iterator[SipMessage | Rejected]:
-    """``records_from(iter(PcapSource(path, ports=ports, counters=counters)), opts, stats)``, with the native
-    core doing the common packets (see the module docstring)."""
-    return records_from(file_items(path, opts, ports=ports, counters=counters), opts, stats)
 
 
 def file_items(path: str, opts: Options, *, ports: Iterable[int], counters: Counters | None = None,

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from producers.cli import _options, file_payloads
 from producers import native_pcap
-from producers.native_pcap import file_records as native_file_records
 from producers.pcap_source import Counters, PcapSource
 from producers.pcapfile import write_pcap, write_pcapng
 from producers.pipeline import Stats, records_from, retimed
@@ -74,7 +73,7 @@ def native_count(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 
     monkeypatch.setattr(native_pcap._Runs, "done", counting)
     s = Settings()
-    list(native_file_records(str(path), _options(s, "t"), Stats(), ports=s.capture.sip_ports))
+    list(native_pcap.file_items(str(path), _options(s, "t"), ports=s.capture.sip_ports))
     monkeypatch.undo()
     return built[0]
 
