@@ -57,17 +57,15 @@ def _retimed(payloads: Iterable[Payload], shift: float) -> Iterator[Payload]:
 class _Runs:
     """What a run of packets read by the core leaves behind: its counts, its sweep, its records."""
 
-    __slots__ = ("builder", "source", "ports", "counters", "shift")
+    __slots__ = ("builder", "source", "shift")
 
     def __init__(self, builder: Any, source: PcapSource, shift: float) -> None:
         self.builder = builder
         self.source = source
-        self.ports = source.ports
-        self.counters = source.counters
         self.shift = shift
 
     def done(self, frames: int, keepalive: int, not_sip: int, records: list, sweep: float | None) -> None:
-        source, counters = self.source, self.counters
+        source, counters = self.source, self.source.counters
         source.frame += frames
         counters["packets"] += frames
         if keepalive:
@@ -82,7 +80,7 @@ class _Runs:
 
 def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
                 runs: _Runs) -> Iterator[Payload | SipMessage]:
-    source, linktype, ports, shift = runs.source, layout[3], runs.ports, runs.shift
+    source, linktype, ports, shift = runs.source, layout[3], runs.source.ports, runs.shift
     build_pcap = runs.builder.build_pcap
     chunks = reader.pcap_buffers(layout[2])
     buf, off = next(chunks, (None, 0))
@@ -97,7 +95,7 @@ def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
                 yield from _retimed(source.payloads_of(((ts, linktype, data, orig_len),)), shift)
                 continue
             if status:  # a record too large to be one: the file is corrupt from here
-                runs.counters["corrupt_file"] += 1
+                source.counters["corrupt_file"] += 1
                 break
             try:
                 buf, off = chunks.send(off)
@@ -109,7 +107,7 @@ def _pcap_items(reader: CaptureReader, layout: tuple[bool, bool, int, int],
 
 
 def _pcapng_items(reader: CaptureReader, runs: _Runs) -> Iterator[Payload | SipMessage]:
-    source, ports, shift = runs.source, runs.ports, runs.shift
+    source, ports, shift = runs.source, runs.source.ports, runs.shift
     build_pcapng = runs.builder.build_pcapng
     pending: list[SipMessage] = []
 

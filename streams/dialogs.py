@@ -59,7 +59,6 @@ from __future__ import annotations
 
 from collections import deque
 from typing import Any
-from zlib import crc32
 
 from sipscope.records import CallSummary, SipMessage
 from sipscope.settings import CorrelationSettings
@@ -90,18 +89,20 @@ def _host(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-_HOSTS: dict[tuple[str, int], str] = {}
-"""Memo of :func:`_host`: every message names two addresses, and a capture sees the same few thousand;
-a dict lookup is cheaper than formatting the string again (two f-strings per message)."""
-_HOSTS_MAX = 50_000
+class _HostMemo(dict):
+    """``memo[ip, port]`` = :func:`_host` ``(ip, port)``: every message names two addresses and a capture sees
+    the same few thousand; a dict hit is cheaper than formatting the string again (146 against 283 ns)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: tuple[str, int]) -> str:
+        if len(self) >= 50_000:
+            self.clear()
+        h = self[key] = _host(*key)
+        return h
 
 
-def _host_memo(ip: str, port: int) -> str:
-    """:func:`_host` through the memo (called on a miss; the hit is inlined where it matters)."""
-    if len(_HOSTS) >= _HOSTS_MAX:
-        _HOSTS.clear()
-    h = _HOSTS[(ip, port)] = _host(ip, port)
-    return h
+_HOSTS = _HostMemo()
 
 
 class CallTracker:
@@ -274,8 +275,7 @@ class CallTracker:
         call.caller_agent = msg.user_agent
         if sdp is not None and sdp.codecs:
             call.codecs = list(sdp.codecs)
-        call.hosts = [_HOSTS.get((msg.src_ip, msg.src_port)) or _host_memo(msg.src_ip, msg.src_port),
-                      _HOSTS.get((msg.dst_ip, msg.dst_port)) or _host_memo(msg.dst_ip, msg.dst_port)]
+        call.hosts = [_HOSTS[msg.src_ip, msg.src_port], _HOSTS[msg.dst_ip, msg.dst_port]]
         call.nodes = [msg.node]
         call.messages = 1
         call.seen = {payload_hash(msg.raw): [ts, msg.node]}
@@ -313,10 +313,9 @@ class CallTracker:
             call.end_ts = ts
         node = msg.node
         seen = call.seen
-        # observations.payload_hash and classify's first branch, inlined: they run for every message.
-        data = msg.raw.encode("utf-8", "surrogatepass")
-        h = (len(data) << 32) | crc32(data)
-        if h in seen:  # a copy or a retransmission (classify says NEW only for an unknown hash)
+        # classify's first branch inlined (it runs for every message): an unknown hash is a new message
+        h = payload_hash(msg.raw)
+        if h in seen:  # a copy or a retransmission
             if classify(seen, h, ts, node, self._win, self._swin) == DUPLICATE:
                 call.duplicates += 1
                 if node not in call.nodes:
@@ -329,10 +328,10 @@ class CallTracker:
         if call.messages % _SEEN_PRUNE_EVERY == 0:
             prune(seen, ts - _SEEN_KEEP_S)
         hosts = call.hosts
-        src = _HOSTS.get((msg.src_ip, msg.src_port)) or _host_memo(msg.src_ip, msg.src_port)
+        src = _HOSTS[msg.src_ip, msg.src_port]
         if src not in hosts:
             hosts.append(src)
-        dst = _HOSTS.get((msg.dst_ip, msg.dst_port)) or _host_memo(msg.dst_ip, msg.dst_port)
+        dst = _HOSTS[msg.dst_ip, msg.dst_port]
         if dst not in hosts:
             hosts.append(dst)
         if node not in call.nodes:

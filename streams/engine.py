@@ -42,15 +42,7 @@ class Correlator:
             other = self.calls.advance(msg.ts)
         else:
             out = self.calls.feed(msg)  # type: ignore[assignment]
-            regs = self.registrations
-            # Per call message: when no REGISTER chain is due (nearly always), do what advance() would
-            # (move the watermark) without calling it; the call and its empty list are ~1.5% of the engine.
-            if msg.ts >= regs._timers.next_due():
-                other = regs.advance(msg.ts)
-            else:
-                if msg.ts > regs.watermark:
-                    regs.watermark = msg.ts
-                return out
+            other = self.registrations.advance(msg.ts)
         if other:
             out.extend(other)
         return out
